@@ -1,0 +1,221 @@
+"""Which search is best: run searchers over seeds on a tabular benchmark and score them.
+
+Hypervolume is measured after normalising each objective so the table's best value maps to
+0 and its median to 1, with reference point 1: only the better half of the space counts, so
+a searcher is not rewarded for covering the bad corner.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from hwnas.benchmarks.table import TableBenchmark
+from hwnas.pareto import Objective, hypervolume, objective_matrix, pareto_mask
+from hwnas.progress import Progress, SilentProgress
+from hwnas.search import make_searcher
+from hwnas.store import Store
+from hwnas.study import Study
+
+THRESHOLDS = (0.95, 0.99)
+
+
+@dataclass(frozen=True)
+class RunScore:
+    searcher: str
+    seed: int
+    curve: list[float]  # hypervolume ratio after each unique evaluation
+    pareto_found: int
+    seconds_per_candidate: float
+
+    def evals_to(self, threshold: float) -> int | None:
+        hits = np.nonzero(np.asarray(self.curve) >= threshold - 1e-12)[0]
+        return int(hits[0]) + 1 if len(hits) else None
+
+
+class Scorer:
+    """Ground truth of a benchmark: the normalisation, the true front and its hypervolume."""
+
+    def __init__(self, bench: TableBenchmark, objectives: Sequence[Objective]) -> None:
+        self.objectives = tuple(objectives)
+        keys, values = bench.entries()
+        metrics = [dict(zip(bench.metrics, row, strict=True)) for row in values]
+        F = objective_matrix(metrics, self.objectives)
+        self.best = F.min(axis=0)
+        self.median = np.median(F, axis=0)
+        scale = np.where(self.median > self.best, self.median - self.best, 1.0)
+        self.scale = scale
+        mask = pareto_mask(F)
+        self.true_front_keys = {k for k, on in zip(keys, mask, strict=True) if on}
+        self.true_hv = hypervolume(self.normalise(F[mask]), np.ones(len(self.objectives)))
+
+    def normalise(self, F: np.ndarray) -> np.ndarray:
+        return (F - self.best) / self.scale
+
+    def curve(self, metrics: Sequence[dict[str, float] | None]) -> list[float]:
+        """Hypervolume ratio after each evaluation (invalid ones leave it unchanged)."""
+        ref = np.ones(len(self.objectives))
+        front = np.zeros((0, len(self.objectives)))
+        out, hv = [], 0.0
+        for values in metrics:
+            if values is not None:
+                point = self.normalise(objective_matrix([values], self.objectives))[0]
+                if not np.any(np.all(front <= point, axis=1)):
+                    front = np.vstack([front[~np.all(point <= front, axis=1)], point])
+                    hv = hypervolume(front, ref)
+            out.append(hv / self.true_hv)
+        return out
+
+
+def run_comparison(
+    bench: TableBenchmark,
+    objectives: Sequence[Objective],
+    searchers: Sequence[str],
+    seeds: Sequence[int],
+    budget: int,
+    out: Path,
+    progress: Progress | None = None,
+) -> dict:
+    """Run every searcher for every seed (resuming from ``out/runs.sqlite``) and summarise."""
+    progress = progress or SilentProgress()
+    out.mkdir(parents=True, exist_ok=True)
+    scorer = Scorer(bench, objectives)
+    timings_path = out / "timings.json"
+    timings = json.loads(timings_path.read_text()) if timings_path.is_file() else {}
+    scores: list[RunScore] = []
+    overall = progress.task("searchers x seeds", len(searchers) * len(seeds))
+    with Store(out / "runs.sqlite") as store:
+        for name in searchers:
+            for seed in seeds:
+                run_id = f"{name}/seed{seed}"
+                study = Study(
+                    space=bench.space,
+                    evaluator=bench,
+                    objectives=objectives,
+                    searcher=make_searcher(name, bench.space, objectives, seed=seed),
+                    store=store,
+                    run_id=run_id,
+                    budget=budget,
+                    config={
+                        "benchmark": bench.name,
+                        "objectives": [asdict(o) for o in objectives],
+                        "searcher": name,
+                        "seed": seed,
+                    },
+                    progress=progress,
+                )
+                evaluations = study.optimize()[:budget]
+                if study.proposed:
+                    timings[run_id] = study.seconds_per_candidate
+                    timings_path.write_text(json.dumps(timings, indent=1))
+                found = {e.arch_key for e in evaluations} & scorer.true_front_keys
+                scores.append(
+                    RunScore(
+                        name,
+                        seed,
+                        scorer.curve([e.metrics for e in evaluations]),
+                        len(found),
+                        timings.get(run_id, float("nan")),
+                    )
+                )
+                overall.advance(1)
+    overall.close()
+    summary = summarise(scores, scorer, bench.name, objectives, budget)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    write_curves(scores, out / "curves.csv")
+    plot_curves(scores, out / "curves.html", bench.name)
+    return summary
+
+
+def checkpoints(budget: int) -> list[int]:
+    return sorted({b for b in (50, 100, 200) if b < budget} | {budget})
+
+
+def _mean_or_null(values: list[int | None]) -> float | None:
+    return float(np.mean(values)) if values and all(v is not None for v in values) else None
+
+
+def summarise(
+    scores: Sequence[RunScore],
+    scorer: Scorer,
+    name: str,
+    objectives: Sequence[Objective],
+    budget: int,
+) -> dict:
+    marks = checkpoints(budget)
+    per_searcher: dict[str, dict] = {}
+    for searcher in dict.fromkeys(s.searcher for s in scores):
+        runs = [s for s in scores if s.searcher == searcher]
+        entry: dict = {"seeds": len(runs)}
+        for mark in marks:
+            at = [r.curve[min(mark, len(r.curve)) - 1] if r.curve else 0.0 for r in runs]
+            entry[f"hv_ratio@{mark}"] = float(np.mean(at))
+            entry[f"hv_ratio_std@{mark}"] = float(np.std(at))
+        for threshold in THRESHOLDS:
+            label = f"{round(threshold * 100)}"
+            per_seed = [r.evals_to(threshold) for r in runs]
+            entry[f"evals_to_{label}"] = _mean_or_null(per_seed)
+            entry[f"evals_to_{label}_per_seed"] = per_seed
+        entry["pareto_fraction"] = float(
+            np.mean([r.pareto_found / len(scorer.true_front_keys) for r in runs])
+        )
+        entry["seconds_per_candidate"] = float(np.nanmean([r.seconds_per_candidate for r in runs]))
+        per_searcher[searcher] = entry
+    return {
+        "benchmark": name,
+        "objectives": [asdict(o) for o in objectives],
+        "budget": budget,
+        "seeds": sorted({s.seed for s in scores}),
+        "normalisation": {"best": scorer.best.tolist(), "median": scorer.median.tolist()},
+        "true_front": {"size": len(scorer.true_front_keys), "hypervolume": scorer.true_hv},
+        "searchers": per_searcher,
+    }
+
+
+def write_curves(scores: Sequence[RunScore], path: Path) -> None:
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["searcher", "seed", "evaluations", "hv_ratio"])
+        for s in scores:
+            for i, value in enumerate(s.curve, start=1):
+                writer.writerow([s.searcher, s.seed, i, f"{value:.6f}"])
+
+
+def plot_curves(scores: Sequence[RunScore], path: Path, title: str) -> None:
+    """Mean hypervolume ratio per searcher with a band of one standard deviation."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for searcher in dict.fromkeys(s.searcher for s in scores):
+        curves = [s.curve for s in scores if s.searcher == searcher and s.curve]
+        length = min(len(c) for c in curves)
+        matrix = np.array([c[:length] for c in curves])
+        x = np.arange(1, length + 1)
+        mean, std = matrix.mean(axis=0), matrix.std(axis=0)
+        fig.add_trace(go.Scatter(x=x, y=mean, name=searcher, mode="lines"))
+        fig.add_trace(
+            go.Scatter(
+                x=np.concatenate([x, x[::-1]]),
+                y=np.concatenate([mean + std, (mean - std)[::-1]]),
+                fill="toself",
+                opacity=0.15,
+                line={"width": 0},
+                showlegend=False,
+                hoverinfo="skip",
+                name=f"{searcher} ±1 sd",
+            )
+        )
+    for level in THRESHOLDS:
+        fig.add_hline(y=level, line_dash="dot", annotation_text=f"{level:.0%}")
+    fig.update_layout(
+        title=f"Hypervolume ratio to the true front: {title}",
+        xaxis_title="unique evaluations",
+        yaxis_title="hypervolume ratio",
+        template="plotly_white",
+    )
+    fig.write_html(path, include_plotlyjs=True)

@@ -1,0 +1,99 @@
+"""NAS-Bench-201 (NATS-Bench topology space) with accuracies and 27 device latency tables.
+
+A cell has six edges (0->1, 0->2, 1->2, 0->3, 1->3, 2->3), each one of five operations, so the
+space has 5^6 = 15,625 cells. Data comes from the user's copy of ``nb201_acc_latency.csv.gz``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from hwnas.benchmarks.table import TableBenchmark, read_csv
+from hwnas.errors import HwnasError
+
+OPERATIONS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+EDGES = ((0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3))
+EDGE_NAMES = tuple(f"edge_{i}_{j}" for i, j in EDGES)
+DATASETS = {
+    "cifar10": "cifar10_test_acc_200ep",
+    "cifar100": "cifar100_test_acc_200ep",
+    "ImageNet16-120": "imagenet16_120_test_acc_200ep",
+}
+_PATHS = ((3,), (0, 4), (1, 5), (0, 2, 5))  # input->output paths, as edge indices
+
+
+def parse_cell(arch_str: str) -> dict[str, str]:
+    """``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|`` -> {edge name: op}."""
+    ops = [t.split("~")[0] for part in arch_str.strip("|").split("|+|") for t in part.split("|")]
+    if len(ops) != len(EDGES) or any(op not in OPERATIONS for op in ops):
+        raise HwnasError(f"not a NAS-Bench-201 cell string: {arch_str!r}")
+    return dict(zip(EDGE_NAMES, ops, strict=True))
+
+
+def effective_edges(genome: np.ndarray) -> np.ndarray:
+    """Op index per edge with edges off every input->output path set to ``none`` (0).
+
+    Such edges cannot change the cell's output, so accuracy depends on the effective cell;
+    latency may still depend on the raw ops (a runtime can execute dead branches).
+    """
+    ops = np.asarray(genome)
+    live = ops != 0
+    reach = np.ones((len(ops), 4), dtype=bool)  # reach[:, n]: node n reachable from input
+    for n in (1, 2, 3):
+        reach[:, n] = np.any(
+            [live[:, e] & reach[:, i] for e, (i, j) in enumerate(EDGES) if j == n], 0
+        )
+    leads = np.ones((len(ops), 4), dtype=bool)  # leads[:, n]: output reachable from node n
+    for n in (2, 1, 0):
+        leads[:, n] = np.any(
+            [live[:, e] & leads[:, j] for e, (i, j) in enumerate(EDGES) if i == n], 0
+        )
+    keep = np.column_stack(
+        [live[:, e] & reach[:, i] & leads[:, j] for e, (i, j) in enumerate(EDGES)]
+    )
+    return np.where(keep, ops, 0)
+
+
+def cell_features(genome: np.ndarray) -> np.ndarray:
+    """Domain features: effective ops one-hot, op counts, and per-path depth of convolutions."""
+    eff = effective_edges(genome)
+    onehot = np.concatenate([(eff == k).astype(float) for k in range(len(OPERATIONS))], axis=1)
+    counts = np.column_stack([(eff == k).sum(1) for k in range(len(OPERATIONS))])
+    paths = []
+    for path in _PATHS:
+        ops = eff[:, list(path)]
+        open_ = np.all(ops != 0, axis=1)
+        paths += [open_, np.where(open_, np.isin(ops, (2, 3)).sum(1), 0)]
+    return np.column_stack([onehot, counts, *paths]).astype(float)
+
+
+def devices(rows_header: list[str]) -> list[str]:
+    return sorted(c.removeprefix("lat_") for c in rows_header if c.startswith("lat_"))
+
+
+def load_nb201(
+    path: str | Path, dataset: str = "cifar10", device: str = "pixel3"
+) -> TableBenchmark:
+    """The benchmark with metrics ``accuracy`` (%, max) and ``latency`` (ms, min)."""
+    if dataset not in DATASETS:
+        raise HwnasError(
+            f"unknown NAS-Bench-201 dataset {dataset!r}; choose from {', '.join(DATASETS)}"
+        )
+    rows = read_csv(path)
+    if "arch_str" not in rows[0]:
+        raise HwnasError(f"{path}: no 'arch_str' column; is this nb201_acc_latency.csv.gz?")
+    known = devices(list(rows[0]))
+    if device not in known:
+        raise HwnasError(f"unknown device {device!r} in {path}; choose from {', '.join(known)}")
+    cells = [{**row, **parse_cell(row["arch_str"])} for row in rows]
+    return TableBenchmark(
+        cells,
+        EDGE_NAMES,
+        {"accuracy": DATASETS[dataset], "latency": f"lat_{device}"},
+        name=f"nb201-{dataset}-{device}",
+        source=str(path),
+        encoder=cell_features,
+        options={edge: OPERATIONS for edge in EDGE_NAMES},
+    )

@@ -1,0 +1,80 @@
+"""Terminal presentation for the CLI: progress bars and summary tables (rich)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+from rich.progress import Progress as _RichBars
+from rich.table import Table
+
+console = Console(stderr=True)
+
+
+class _Task:
+    def __init__(self, bars: _RichBars, task_id: Any, transient: bool) -> None:
+        self._bars, self._id, self._transient = bars, task_id, transient
+
+    def advance(self, n: int = 1, **fields: Any) -> None:
+        self._bars.update(self._id, advance=n, **fields)
+
+    def close(self) -> None:
+        if self._transient:
+            self._bars.remove_task(self._id)
+
+
+class RichProgress:
+    """Implements ``hwnas.progress.Progress`` with rich bars; inner tasks vanish when done."""
+
+    def __init__(self) -> None:
+        self._bars = _RichBars(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+        )
+        self._depth = 0
+
+    def __enter__(self) -> RichProgress:
+        self._bars.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._bars.__exit__(*exc)
+
+    def task(self, description: str, total: int | None) -> _Task:
+        self._depth += 1
+        return _Task(self._bars, self._bars.add_task(description, total=total), self._depth > 1)
+
+
+def print_summary(summary: dict, out: Path) -> None:
+    marks = [
+        k.split("@")[1]
+        for k in next(iter(summary["searchers"].values()))
+        if k.startswith("hv_ratio@")
+    ]
+    table = Table(
+        title=f"{summary['benchmark']}: hypervolume ratio (mean over {len(summary['seeds'])} seeds)"
+    )
+    table.add_column("searcher")
+    for mark in marks:
+        table.add_column(f"@{mark}", justify="right")
+    for label in ("evals to 95%", "evals to 99%", "front found", "s/candidate"):
+        table.add_column(label, justify="right")
+    for name, entry in summary["searchers"].items():
+        reach = [
+            "-" if entry[key] is None else f"{entry[key]:.0f}"
+            for key in ("evals_to_95", "evals_to_99")
+        ]
+        table.add_row(
+            name,
+            *[f"{entry[f'hv_ratio@{m}']:.3f}" for m in marks],
+            *reach,
+            f"{entry['pareto_fraction']:.0%}",
+            f"{entry['seconds_per_candidate']:.4f}",
+        )
+    Console().print(table)
+    console.print(f"wrote {out}/summary.json, curves.csv, curves.html")

@@ -1,0 +1,136 @@
+"""The searcher contract: ask for archs, tell their results. Searchers know only numbers.
+
+A searcher's state must be rebuildable by replaying stored results through ``tell`` (that is
+how a killed run resumes), so ``tell`` accepts any evaluated archs, asked or not.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
+
+from hwnas.pareto import Objective, crowding_distance, non_dominated_sort
+from hwnas.space import Arch, Space
+
+Metrics = Mapping[str, float] | None
+
+
+class Searcher(ABC):
+    """Base for all searchers: keeps the evaluated archive in minimisation form.
+
+    ``batch_size`` is how many archs the study asks for at a time: a generation for NSGA-II,
+    one predictor round for LINAS.
+    """
+
+    batch_size: int = 1
+
+    def __init__(self, space: Space, objectives: Sequence[Objective], seed: int = 0) -> None:
+        if not objectives:
+            raise ValueError("a searcher needs at least one objective")
+        self.space = space
+        self.objectives = tuple(objectives)
+        self.seed = seed
+        self.rng = np.random.default_rng(seed)
+        self.archs: list[Arch] = []
+        self._rows: list[np.ndarray] = []
+        self._violations: list[float] = []
+        self._told: set[str] = set()
+        self._pending: set[str] = set()
+
+    # -- the contract ------------------------------------------------------------------
+    def ask(self, n: int) -> list[Arch]:
+        """Propose up to ``n`` archs that were neither told nor are still pending."""
+        archs = self._propose(n)
+        self._pending.update(a.key for a in archs)
+        return archs
+
+    def tell(self, archs: Sequence[Arch], metrics: Sequence[Metrics]) -> None:
+        """Learn from results; ``None`` metrics mark an invalid arch (never preferred)."""
+        new = []
+        for arch, values in zip(archs, metrics, strict=True):
+            self._pending.discard(arch.key)
+            if arch.key in self._told:
+                continue
+            self._told.add(arch.key)
+            self.archs.append(arch)
+            row, violation = self._objective_row(values)
+            self._rows.append(row)
+            self._violations.append(violation)
+            new.append(len(self.archs) - 1)
+        if new:
+            self._after_tell(new)
+
+    @abstractmethod
+    def _propose(self, n: int) -> list[Arch]:
+        """Return up to ``n`` unseen archs (use ``is_new`` to check)."""
+
+    def _after_tell(self, new: list[int]) -> None:  # noqa: B027 - optional hook
+        """Called with archive indices of newly told archs."""
+
+    # -- helpers for subclasses --------------------------------------------------------
+    @property
+    def F(self) -> np.ndarray:
+        """Objective matrix of the archive (minimisation; +inf rows for invalid archs)."""
+        if not self._rows:
+            return np.zeros((0, len(self.objectives)))
+        return np.vstack(self._rows)
+
+    @property
+    def violation(self) -> np.ndarray:
+        """Constraint violation per archived arch: 0 feasible, >0 violating, inf invalid."""
+        return np.asarray(self._violations, dtype=float)
+
+    def is_new(self, arch: Arch) -> bool:
+        return arch.key not in self._told and arch.key not in self._pending
+
+    def _objective_row(self, values: Metrics) -> tuple[np.ndarray, float]:
+        if values is None:
+            return np.full(len(self.objectives), np.inf), np.inf
+        row = np.array([o.to_min(float(values[o.name])) for o in self.objectives])
+        if not np.all(np.isfinite(row)):
+            return np.full(len(self.objectives), np.inf), np.inf
+        violation = sum(
+            max(0.0, o.to_min(float(values[o.name])) - o.to_min(o.limit))
+            for o in self.objectives
+            if o.limit is not None
+        )
+        return row, float(violation)
+
+    def best_first(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Order archive indices as NSGA-II survival does: feasibility, front, crowding."""
+        indices = np.asarray(indices, dtype=int)
+        if len(indices) == 0:
+            return indices
+        F, viol = self.F[indices], self.violation[indices]
+        rank = np.full(len(indices), np.inf)
+        crowd = np.zeros(len(indices))
+        feasible = np.where(viol == 0)[0]
+        for r, front in enumerate(non_dominated_sort(F[feasible])):
+            members = feasible[front]
+            rank[members] = r
+            crowd[members] = crowding_distance(F[members])
+        order = np.lexsort((-crowd, rank, viol))
+        return indices[order]
+
+    def fresh(self, n: int, make: Callable[[], Arch], max_tries: int | None = None) -> list[Arch]:
+        """Collect ``n`` distinct unseen archs from ``make``, topping up with random samples.
+
+        Duplicate elimination lives here so every searcher spends its budget on new archs.
+        """
+        out: dict[str, Arch] = {}
+        tries = max_tries if max_tries is not None else 50 * n
+        for _ in range(tries):
+            if len(out) == n:
+                break
+            arch = make()
+            if self.is_new(arch) and arch.key not in out:
+                out[arch.key] = arch
+        for _ in range(50 * n):
+            if len(out) == n:
+                break
+            arch = self.space.sample(self.rng)
+            if self.is_new(arch) and arch.key not in out:
+                out[arch.key] = arch
+        return list(out.values())

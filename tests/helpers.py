@@ -1,0 +1,52 @@
+"""Small made-up problems for tests: a product-space table with two conflicting metrics."""
+
+from __future__ import annotations
+
+import csv
+import itertools
+from pathlib import Path
+
+import numpy as np
+
+from hwnas.benchmarks.table import TableBenchmark
+from hwnas.pareto import Objective
+
+OBJECTIVES = [Objective("acc", "max"), Objective("lat", "min")]
+
+
+def toy_rows(seed: int = 0, drop: int = 0) -> list[dict[str, str]]:
+    """4 x 4 x 3 x 3 = 144 archs; accuracy and latency both grow with size, plus noise."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for width, depth, op, kernel in itertools.product(
+        [8, 16, 32, 64], [1, 2, 3, 4], ["conv", "sep", "pool"], [3, 5, 7]
+    ):
+        size = np.log2(width) * depth * (1.5 if op == "conv" else 1.0) * kernel / 3
+        acc = 100 - 40 / (1 + size) + rng.normal(0, 0.5)
+        lat = size * (1.2 if op == "sep" else 1.0) + rng.normal(0, 0.2) + 1
+        rows.append(
+            {
+                "width": str(width),
+                "depth": str(depth),
+                "op": op,
+                "kernel": str(kernel),
+                "acc": f"{acc:.4f}",
+                "lat": f"{lat:.4f}",
+            }
+        )
+    order = rng.permutation(len(rows))
+    return [rows[i] for i in sorted(order[drop:])]
+
+
+def toy_bench(seed: int = 0, drop: int = 0) -> TableBenchmark:
+    return TableBenchmark(
+        toy_rows(seed, drop), ["width", "depth", "op", "kernel"], {"acc": "acc", "lat": "lat"}
+    )
+
+
+def write_csv(path: Path, rows: list[dict[str, str]]) -> Path:
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path

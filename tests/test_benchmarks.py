@@ -1,0 +1,83 @@
+import csv
+import gzip
+import json
+
+import numpy as np
+import pytest
+
+from helpers import OBJECTIVES, toy_bench, toy_rows, write_csv
+from hwnas.benchmarks.compare import Scorer, run_comparison
+from hwnas.benchmarks.nb201 import effective_edges, load_nb201, parse_cell
+from hwnas.benchmarks.table import TableBenchmark
+from hwnas.errors import HwnasError
+from hwnas.evaluate import InvalidArch
+
+
+def test_nb201_cells_match_the_table(nb201_path):
+    bench = load_nb201(nb201_path, "cifar100", "raspi4")
+    assert bench.space.size() == 15625 == len(bench.entries()[0])
+    with gzip.open(nb201_path, "rt") as handle:
+        rows = [row for _, row in zip(range(300), csv.DictReader(handle), strict=False)]
+    for row in rows[::37]:
+        arch = bench.space.make(parse_cell(row["arch_str"]))
+        metrics = bench.evaluate(arch)
+        assert metrics["accuracy"] == pytest.approx(float(row["cifar100_test_acc_200ep"]))
+        assert metrics["latency"] == pytest.approx(float(row["lat_raspi4"]))
+
+
+def test_nb201_refuses_unknown_device_and_dataset(nb201_path):
+    with pytest.raises(HwnasError, match="unknown device 'pixel9'.*pixel3"):
+        load_nb201(nb201_path, "cifar10", "pixel9")
+    with pytest.raises(HwnasError, match="dataset"):
+        load_nb201(nb201_path, "mnist", "pixel3")
+
+
+def test_effective_edges_drop_dead_branches():
+    # edges 0-1, 0-2, 1-2, 0-3, 1-3, 2-3; ops: 0 none, 1 skip, 2 conv1x1, 3 conv3x3, 4 pool
+    cell = np.array([[3, 3, 0, 1, 0, 0]])  # nodes 1 and 2 never reach the output
+    assert effective_edges(cell).tolist() == [[0, 0, 0, 1, 0, 0]]
+    chain = np.array([[3, 0, 2, 0, 0, 4]])  # 0->1->2->3 is the only path
+    assert effective_edges(chain).tolist() == [[3, 0, 2, 0, 0, 4]]
+
+
+def test_table_reports_missing_combinations_as_invalid():
+    bench = toy_bench(drop=10)
+    assert bench.space.size() == 144
+    missing = [a for a in bench.space.enumerate() if a.key not in set(bench.entries()[0])]
+    assert len(missing) == 10
+    with pytest.raises(InvalidArch):
+        bench.evaluate(missing[0])
+
+
+def test_table_from_csv_errors_name_file_and_column(tmp_path):
+    path = write_csv(tmp_path / "t.csv", toy_rows())
+    with pytest.raises(HwnasError, match="no column 'speed'"):
+        TableBenchmark.from_csv(path, ["width"], ["acc", "speed"])
+    with pytest.raises(HwnasError, match="no such file"):
+        TableBenchmark.from_csv(tmp_path / "missing.csv", ["width"], ["acc"])
+    broken = tmp_path / "broken.csv.gz"
+    broken.write_bytes(b"not gzip at all")
+    with pytest.raises(HwnasError, match="cannot read"):
+        TableBenchmark.from_csv(broken, ["width"], ["acc"])
+
+
+def test_scorer_gives_ratio_one_for_the_whole_table():
+    bench = toy_bench()
+    scorer = Scorer(bench, OBJECTIVES)
+    keys, values = bench.entries()
+    curve = scorer.curve([dict(zip(bench.metrics, row, strict=True)) for row in values])
+    assert curve[-1] == pytest.approx(1.0)
+    assert np.all(np.diff(curve) >= -1e-12)
+
+
+def test_comparison_writes_summary_curves_and_plot(tmp_path):
+    summary = run_comparison(toy_bench(), OBJECTIVES, ["random", "linas"], [0, 1], 60, tmp_path)
+    assert json.loads((tmp_path / "summary.json").read_text()) == summary
+    entry = summary["searchers"]["linas"]
+    for key in ("hv_ratio@50", "hv_ratio@60", "evals_to_95", "pareto_fraction"):
+        assert key in entry
+    assert 0 < entry["hv_ratio@60"] <= 1 + 1e-9
+    assert entry["seconds_per_candidate"] > 0
+    with (tmp_path / "curves.csv").open() as handle:
+        assert len(list(csv.DictReader(handle))) == 2 * 2 * 60
+    assert (tmp_path / "curves.html").stat().st_size > 1000
