@@ -1,2 +1,3 @@
 """hwnas: hardware-aware neural architecture search."""
+
 __version__ = "0.1.0"

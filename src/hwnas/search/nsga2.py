@@ -1,15 +1,23 @@
-"""NSGA-II on the space's own variation operators, with duplicate elimination.
+"""NSGA-II with pymoo's integer operators and duplicate elimination against all history.
 
-Offspring come from binary tournaments (feasibility, front rank, crowding), uniform crossover
-and mutation; an offspring already evaluated or pending is replaced, so every evaluation is
-new. Survival keeps the best ``population_size`` of parents and offspring.
+Parents are picked by binary tournaments (feasibility, front rank, crowding); offspring come
+from simulated binary crossover and polynomial mutation with rounding on the option-index
+genome, pymoo's stock operators for integer problems. Ordered option indices give these
+operators a sense of "nearby" that uniform operators lack. An offspring already evaluated or
+pending is discarded, so every evaluation is new. Survival keeps the best
+``population_size`` of parents and offspring.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
+from pymoo.core.population import Population
+from pymoo.core.problem import Problem
+from pymoo.operators.crossover.sbx import SBX
+from pymoo.operators.mutation.pm import PM
+from pymoo.operators.repair.rounding import RoundingRepair
 
 from hwnas.pareto import Objective
 from hwnas.search.base import Searcher
@@ -23,31 +31,41 @@ class NSGA2(Searcher):
         objectives: Sequence[Objective],
         seed: int = 0,
         population_size: int = 20,
-        crossover_prob: float = 0.9,
+        crossover_eta: float = 15.0,
+        mutation_eta: float = 20.0,
     ) -> None:
         super().__init__(space, objectives, seed)
         self.population_size = population_size
         self.batch_size = population_size
-        self.crossover_prob = crossover_prob
+        upper = np.array([len(c.options) - 1 for c in space.choices], dtype=float)
+        self._problem = Problem(n_var=len(upper), xl=np.zeros_like(upper), xu=upper, vtype=int)
+        self._crossover = SBX(prob=0.9, eta=crossover_eta, vtype=float, repair=RoundingRepair())
+        self._mutation = PM(eta=mutation_eta, vtype=float, repair=RoundingRepair())
         self.population = np.zeros(0, dtype=int)
 
     def _propose(self, n: int) -> list[Arch]:
         if len(self.population) < 2:
             return self.fresh(n, lambda: self.space.sample(self.rng))
+
+        def stream() -> Iterator[Arch]:
+            while True:
+                yield from self._offspring(n)
+
+        offspring = stream()
+        return self.fresh(n, lambda: next(offspring))
+
+    def _offspring(self, n: int) -> list[Arch]:
         ranked = self.best_first(self.population)
-        position = {int(i): p for p, i in enumerate(ranked)}
-        return self.fresh(n, lambda: self._offspring(ranked, position))
-
-    def _offspring(self, ranked: np.ndarray, position: dict[int, int]) -> Arch:
-        a, b = self._tournament(ranked, position), self._tournament(ranked, position)
-        child = self.archs[a]
-        if self.rng.random() < self.crossover_prob:
-            child = self.space.crossover(self.archs[a], self.archs[b], self.rng)
-        return self.space.mutate(child, self.rng)
-
-    def _tournament(self, ranked: np.ndarray, position: dict[int, int]) -> int:
-        i, j = self.rng.choice(ranked, size=2, replace=len(ranked) < 2)
-        return int(i) if position[int(i)] <= position[int(j)] else int(j)
+        genomes = self.space.to_indices([self.archs[i] for i in ranked]).astype(float)
+        inactive = genomes < 0  # any value will do: decoding canonicalises them away
+        genomes[inactive] = self.rng.integers(0, self._problem.xu + 1, genomes.shape)[inactive]
+        matings = (n + 1) // 2
+        # binary tournament on the best-first position: lower position wins
+        pairs = self.rng.integers(0, len(ranked), size=(matings, 2, 2)).min(axis=2)
+        parents = Population.new(X=genomes)
+        children = self._crossover.do(self._problem, parents, pairs, random_state=self.rng)
+        children = self._mutation.do(self._problem, children, random_state=self.rng)
+        return self.space.from_indices(children.get("X").astype(int))
 
     def _after_tell(self, new: list[int]) -> None:
         pool = np.concatenate([self.population, np.asarray(new, dtype=int)])
