@@ -1,0 +1,61 @@
+"""Analytic MACs and parameter counts of a sub-network, without building it.
+
+Searchers screen many thousands of archs against a compute budget; counting by walking the
+config is microseconds where building and tracing a module is milliseconds. The counts cover
+what ``torch.utils.flop_counter`` counts (convolutions and linear layers, the SE included)
+and the parameters of the extracted module, and the tests hold them to both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import NamedTuple
+
+from hwnas.space import Arch, Value
+from hwnas.supernet.mobilenet import MobileNetConfig
+
+
+class Cost(NamedTuple):
+    macs: int
+    params: int
+
+
+def _out_size(size: int, stride: int) -> int:
+    """Spatial size after an odd-kernel conv padded by kernel // 2."""
+    return (size - 1) // stride + 1
+
+
+def cost(arch: Arch | Mapping[str, Value | None], config: MobileNetConfig) -> Cost:
+    """Multiply-accumulates at the arch's resolution and parameters of its extracted module."""
+    size = _out_size(int(arch["resolution"]), config.stem_stride)
+    macs = config.in_channels * config.stem_width * 9 * size * size
+    params = config.in_channels * config.stem_width * 9 + 2 * config.stem_width
+    for spec in config.blocks():
+        if spec.index >= int(arch[f"s{spec.stage}.depth"]):
+            continue
+        k = int(arch[f"s{spec.stage}.b{spec.index}.kernel"])
+        hidden = spec.in_channels * int(arch[f"s{spec.stage}.b{spec.index}.expand"])
+        out = _out_size(size, spec.stride)
+        macs += spec.in_channels * hidden * size * size  # expand
+        macs += hidden * k * k * out * out  # depthwise
+        macs += hidden * spec.out_channels * out * out  # project
+        params += spec.in_channels * hidden + hidden * k * k + hidden * spec.out_channels
+        params += 2 * (hidden + hidden + spec.out_channels)  # batch-norm affine
+        if spec.se:
+            reduced = hidden // config.se_reduction
+            macs += 2 * hidden * reduced
+            params += 2 * hidden * reduced + reduced + hidden
+        size = out
+    macs += config.widths[-1] * config.final_width * size * size
+    params += config.widths[-1] * config.final_width + 2 * config.final_width
+    macs += config.final_width * config.num_classes
+    params += config.final_width * config.num_classes + config.num_classes
+    return Cost(macs, params)
+
+
+def macs(arch: Arch | Mapping[str, Value | None], config: MobileNetConfig) -> int:
+    return cost(arch, config).macs
+
+
+def params(arch: Arch | Mapping[str, Value | None], config: MobileNetConfig) -> int:
+    return cost(arch, config).params
