@@ -101,6 +101,28 @@ def bench_table(
     _compare(bench, parsed, searchers, seeds, budget, out)
 
 
+ConfigFile = Annotated[
+    Path | None, typer.Option("--config", help="YAML config; omitted keys keep their defaults.")
+]
+
+
+@app.command("run")
+def run_command(
+    config: ConfigFile = None,
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("runs/main"),
+    resume: Annotated[bool, typer.Option(help="Continue a killed run from its store.")] = False,
+) -> None:
+    """The main job: train the super-network, search it, export the chosen sub-networks."""
+    from hwnas.config import load_config
+    from hwnas.console import RichProgress, print_run
+    from hwnas.run import run_job
+
+    settings = load_config(config)
+    with RichProgress() as progress:
+        summary = run_job(settings, out, resume=resume, progress=progress)
+    print_run(summary, out)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: one-line errors and exit code 2 for anything the user can fix."""
     try:

@@ -78,3 +78,23 @@ def print_summary(summary: dict, out: Path) -> None:
         )
     Console().print(table)
     console.print(f"wrote {out}/summary.json, curves.csv, curves.html")
+
+
+def print_run(summary: dict, out: Path) -> None:
+    """The front, what was exported, and where the time went."""
+    names = list(summary["front"][0]["metrics"]) if summary["front"] else []
+    table = Table(title=f"Pareto front ({len(summary['front'])} of {summary['evaluations']})")
+    table.add_column("arch")
+    for name in names:
+        table.add_column(name, justify="right")
+    for entry in summary["front"]:
+        mark = " (knee)" if entry["key"] == summary["knee"] else ""
+        table.add_row(entry["key"][:60] + mark, *(f"{entry['metrics'][n]:.4g}" for n in names))
+    Console().print(table)
+    for label, info in summary["exported"].items():
+        console.print(
+            f"exported {label}: {out / info['onnx']} (ONNX vs PyTorch {info['max_abs_diff']:.1e})"
+        )
+    times = ", ".join(f"{k} {v:.1f}s" for k, v in summary["time_seconds"].items())
+    console.print(f"time: {times}")
+    console.print(f"wrote {out}/summary.json, front.csv, report.html, run.sqlite")

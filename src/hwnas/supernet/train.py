@@ -29,7 +29,7 @@ PHASES = ("full", "kernel", "depth", "expand")  # progressive shrinking, in orde
 
 @dataclass(frozen=True)
 class TrainSettings:
-    epochs: int = 12
+    epochs: int = 6
     batch_size: int = 64
     learning_rate: float = 0.05
     weight_decay: float = 3e-5
@@ -37,6 +37,7 @@ class TrainSettings:
     temperature: float = 1.0
     label_smoothing: float = 0.1
     progressive: bool = False
+    threads: int = 1
 
 
 def elastic_kinds(phase: str) -> set[str]:
@@ -131,11 +132,12 @@ class SandwichTrainer:
                 distill.backward()
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), 5.0)
             self.optimizer.step()
-            totals["loss"] += float(loss) * len(y)
+            totals["loss"] += float(loss.detach()) * len(y)
             totals["correct"] += float((teacher.argmax(1) == y).sum())
             totals["seen"] += len(y)
             task.advance(
-                1, description=f"epoch {epoch + 1}/{settings.epochs} loss {float(loss):.3f}"
+                1,
+                description=f"epoch {epoch + 1}/{settings.epochs} loss {float(loss.detach()):.3f}",
             )
         task.close()
         seconds = time.perf_counter() - started
@@ -166,6 +168,7 @@ class SandwichTrainer:
 
     def fit(self, progress: Progress | None = None, checkpoint: Path | None = None) -> list[dict]:
         progress = progress or SilentProgress()
+        torch.set_num_threads(self.settings.threads)
         while self.epoch < self.settings.epochs:
             self.train_epoch(progress)
             if checkpoint is not None:

@@ -1,0 +1,118 @@
+"""The main job's settings: one validated tree, from YAML or Python, unknown keys refused.
+
+Every field has a default, so ``hwnas run`` with no config trains and searches the default
+problem; a YAML file overrides only what it names.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from hwnas.errors import HwnasError
+from hwnas.pareto import Objective
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataConfig(_Strict):
+    name: Literal["digits", "cifar10", "image-folder"] = "digits"
+    path: str | None = None
+    image_size: int = Field(32, ge=8, le=512)
+
+
+class SupernetConfig(_Strict):
+    name: str = "mobilenet"
+    overrides: dict[str, Any] = Field(default_factory=dict)
+
+
+class TrainConfig(_Strict):
+    epochs: int = Field(6, ge=0)
+    batch_size: int = Field(64, ge=1)
+    learning_rate: float = Field(0.05, gt=0)
+    weight_decay: float = Field(3e-5, ge=0)
+    random_subnets: int = Field(2, ge=0)
+    temperature: float = Field(1.0, gt=0)
+    label_smoothing: float = Field(0.1, ge=0, lt=1)
+    progressive: bool = False
+    threads: int = Field(1, ge=1, description="torch threads; 1 is fastest on a shared 2-core CPU")
+
+
+class LatencyConfig(_Strict):
+    backend: Literal["onnxruntime", "torch"] = "onnxruntime"
+    threads: int = Field(1, ge=1)
+    batch_size: int = Field(1, ge=1)
+    warmup: int = Field(5, ge=0)
+    repeats: int = Field(30, ge=3)
+    max_seconds: float = Field(1.0, gt=0)
+
+
+class SearchConfig(_Strict):
+    searcher: str = "linas"
+    budget: int = Field(80, ge=1)
+    objectives: list[str] = Field(default_factory=lambda: ["accuracy:max", "latency_ms:min"])
+    constraints: list[str] = Field(default_factory=list)
+    calibration_images: int = Field(256, ge=8)
+
+    def parsed_objectives(self) -> list[Objective]:
+        """Objectives with each constraint folded in as that objective's limit."""
+        objectives = {o.name: o for o in (Objective.parse(s) for s in self.objectives)}
+        for spec in self.constraints:
+            name, limit = parse_constraint(spec)
+            if name not in objectives:
+                raise HwnasError(
+                    f"constraint {spec!r}: {name!r} is not an objective ({', '.join(objectives)})"
+                )
+            objectives[name] = Objective(name, objectives[name].direction, limit)
+        return list(objectives.values())
+
+
+def parse_constraint(spec: str) -> tuple[str, float]:
+    """``latency_ms <= 2`` or ``accuracy >= 90`` -> (name, limit)."""
+    for op in ("<=", ">="):
+        if op in spec:
+            name, _, value = spec.partition(op)
+            try:
+                return name.strip(), float(value)
+            except ValueError:
+                break
+    raise HwnasError(f"constraint {spec!r}: expected NAME <= LIMIT or NAME >= LIMIT")
+
+
+class RunConfig(_Strict):
+    seed: int = 0
+    data: DataConfig = Field(default_factory=DataConfig)
+    supernet: SupernetConfig = Field(default_factory=SupernetConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    search: SearchConfig = Field(default_factory=SearchConfig)
+    latency: LatencyConfig = Field(default_factory=LatencyConfig)
+
+
+def load_config(path: str | Path | None) -> RunConfig:
+    """Read and validate a YAML config; every problem is one line naming the file and key."""
+    if path is None:
+        return RunConfig()
+    path = Path(path)
+    if not path.is_file():
+        raise HwnasError(f"config {path}: no such file")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise HwnasError(f"config {path}: not valid YAML ({' '.join(str(exc).split())})") from None
+    if not isinstance(raw, dict):
+        raise HwnasError(f"config {path}: expected a mapping at the top level")
+    try:
+        config = RunConfig.model_validate(raw)
+        config.search.parsed_objectives()
+        return config
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(p) for p in error["loc"])
+        raise HwnasError(f"config {path}: {where}: {error['msg']}") from None
+    except HwnasError as exc:
+        raise HwnasError(f"config {path}: {exc}") from None

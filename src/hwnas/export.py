@@ -1,0 +1,48 @@
+"""Export chosen sub-networks: ONNX model plus arch JSON, verified against PyTorch."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from hwnas.evaluate.latency import onnx_session, to_onnx
+from hwnas.space import Arch
+
+TOLERANCE = 1e-4
+
+
+def export_subnet(
+    module: torch.nn.Module,
+    arch: Arch,
+    input_shape: tuple[int, ...],
+    path: Path,
+    metrics: dict[str, float] | None = None,
+    checks: int = 8,
+    seed: int = 0,
+) -> float:
+    """Write ``path`` (.onnx) and ``path.with_suffix('.json')``; return the max abs difference
+    between ONNX Runtime and PyTorch on ``checks`` random inputs (refused above 1e-4)."""
+    module = module.eval()
+    example = torch.randn(1, *input_shape, generator=torch.Generator().manual_seed(seed))
+    model = to_onnx(module, example)
+    session = onnx_session(model, threads=1)
+    generator = torch.Generator().manual_seed(seed + 1)
+    worst = 0.0
+    with torch.no_grad():
+        for _ in range(checks):
+            x = torch.randn(1, *input_shape, generator=generator)
+            expected = module(x).numpy()
+            got = session.run(None, {"input": x.numpy()})[0]
+            worst = max(worst, float(np.max(np.abs(expected - got))))
+    if worst > TOLERANCE:
+        raise RuntimeError(f"ONNX export of {arch.key} differs from PyTorch by {worst:.2e}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.with_suffix(".tmp").write_bytes(model)
+    path.with_suffix(".tmp").replace(path)
+    description = {"arch": arch.to_dict(), "key": arch.key, "metrics": metrics or {},
+                   "onnx_max_abs_diff": worst, "input_shape": [1, *input_shape]}  # fmt: skip
+    path.with_suffix(".json").write_text(json.dumps(description, indent=2))
+    return worst

@@ -1,0 +1,1 @@
+"""Reports read the store and the front; they never see the searcher."""

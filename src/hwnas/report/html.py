@@ -1,0 +1,119 @@
+"""A self-contained HTML report of a run: the front, the hypervolume curve, the front table."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from hwnas.pareto import Objective, hypervolume, objective_matrix, pareto_mask
+
+
+def hypervolume_curve(
+    metrics: Sequence[dict[str, float] | None], objectives: Sequence[Objective]
+) -> list[float]:
+    """Hypervolume of the evaluated front after each evaluation, with the reference point at
+    the worst value seen in each objective (so the curve is comparable within one run)."""
+    valid = [m for m in metrics if m is not None]
+    if not valid:
+        return [0.0] * len(metrics)
+    F_all = objective_matrix(valid, objectives)
+    lo, hi = F_all.min(axis=0), F_all.max(axis=0)
+    scale = np.where(hi > lo, hi - lo, 1.0)
+    ref = np.full(len(objectives), 1.1)
+    out, seen = [], []
+    for m in metrics:
+        if m is not None:
+            seen.append((objective_matrix([m], objectives)[0] - lo) / scale)
+        front = np.array(seen) if seen else np.zeros((0, len(objectives)))
+        out.append(hypervolume(front[pareto_mask(front)], ref) if seen else 0.0)
+    return out
+
+
+def write_report(
+    path: Path,
+    title: str,
+    evaluations: Sequence[dict],
+    front: Sequence[dict],
+    knee_key: str | None,
+    objectives: Sequence[Objective],
+    settings: dict,
+) -> None:
+    """``evaluations``/``front`` are dicts with ``key`` and ``metrics``."""
+    import plotly.graph_objects as go
+
+    x_obj, y_obj = objectives[1] if len(objectives) > 1 else objectives[0], objectives[0]
+    valid = [e for e in evaluations if e["metrics"] is not None]
+    scatter = go.Figure()
+    scatter.add_trace(
+        go.Scatter(
+            x=[e["metrics"][x_obj.name] for e in valid],
+            y=[e["metrics"][y_obj.name] for e in valid],
+            mode="markers",
+            name="evaluated",
+            text=[e["key"] for e in valid],
+            marker={"color": "lightgray", "size": 7},
+        )
+    )
+    ordered = sorted(front, key=lambda e: e["metrics"][x_obj.name])
+    scatter.add_trace(
+        go.Scatter(
+            x=[e["metrics"][x_obj.name] for e in ordered],
+            y=[e["metrics"][y_obj.name] for e in ordered],
+            mode="lines+markers",
+            name="Pareto front",
+            text=[e["key"] for e in ordered],
+            marker={"size": 9},
+        )
+    )
+    knee = [e for e in front if e["key"] == knee_key]
+    if knee:
+        scatter.add_trace(
+            go.Scatter(
+                x=[knee[0]["metrics"][x_obj.name]],
+                y=[knee[0]["metrics"][y_obj.name]],
+                mode="markers",
+                name="knee",
+                marker={"size": 16, "symbol": "star", "color": "crimson"},
+            )
+        )
+    scatter.update_layout(
+        title="Evaluated sub-networks and the Pareto front",
+        xaxis_title=x_obj.name,
+        yaxis_title=y_obj.name,
+        template="plotly_white",
+    )
+    curve = hypervolume_curve([e["metrics"] for e in evaluations], objectives)
+    hv = go.Figure(go.Scatter(x=list(range(1, len(curve) + 1)), y=curve, mode="lines"))
+    hv.update_layout(
+        title="Hypervolume of the evaluated front",
+        xaxis_title="evaluations",
+        yaxis_title="hypervolume (objectives scaled to the run's range)",
+        template="plotly_white",
+    )
+    names = list(front[0]["metrics"]) if front else []
+    rows = "".join(
+        "<tr><td><code>{}</code></td>{}</tr>".format(
+            html.escape(e["key"]) + (" (knee)" if e["key"] == knee_key else ""),
+            "".join(f"<td>{e['metrics'][n]:.4g}</td>" for n in names),
+        )
+        for e in ordered
+    )
+    header = "".join(f"<th>{html.escape(n)}</th>" for n in names)
+    settings_rows = "".join(
+        f"<tr><td>{html.escape(str(k))}</td><td><code>{html.escape(str(v))}</code></td></tr>"
+        for k, v in settings.items()
+    )
+    path.write_text(
+        f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>body{{font-family:sans-serif;margin:2em;max-width:1100px}}table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}td:first-child{{text-align:left}}
+</style></head><body><h1>{html.escape(title)}</h1>
+<p>{len(evaluations)} sub-networks evaluated; {len(front)} on the Pareto front.</p>
+{scatter.to_html(full_html=False, include_plotlyjs=True)}
+{hv.to_html(full_html=False, include_plotlyjs=False)}
+<h2>The front</h2><table><tr><th>arch</th>{header}</tr>
+{rows}</table><h2>Settings</h2><table>{settings_rows}</table></body></html>"""
+    )

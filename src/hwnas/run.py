@@ -1,0 +1,192 @@
+"""The main job: train the super-network, search its sub-networks, export the chosen ones.
+
+Scriptable as ``run_job(RunConfig(), Path("runs/x"))``; ``hwnas run`` is a thin face over it.
+Everything a user can get wrong (config, data paths, an existing output folder) is checked
+before anything is written.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from hwnas.config import RunConfig
+from hwnas.errors import HwnasError
+from hwnas.evaluate.accuracy import AccuracyEvaluator
+from hwnas.evaluate.combined import Combined
+from hwnas.evaluate.cost import CostEvaluator
+from hwnas.evaluate.latency import LatencyEvaluator, LatencySettings
+from hwnas.export import export_subnet
+from hwnas.pareto import knee_index, objective_matrix, pareto_mask
+from hwnas.progress import Progress, SilentProgress
+from hwnas.report.html import write_report
+from hwnas.search import SEARCHERS, make_searcher
+from hwnas.store import Evaluation, Store
+from hwnas.study import Study
+from hwnas.supernet import build_supernet, macs, params
+from hwnas.supernet.train import SandwichTrainer, TrainSettings
+
+RUN_ID = "main"
+
+
+def _check_out(out: Path, resume: bool) -> None:
+    store = out / "run.sqlite"
+    if out.exists() and not out.is_dir():
+        raise HwnasError(f"--out {out}: exists and is not a folder")
+    if store.exists() and not resume:
+        raise HwnasError(f"{out} already holds a run; pass --resume to continue it or pick --out")
+    if resume and not store.exists():
+        raise HwnasError(f"--resume: {out} holds no run to resume")
+
+
+def front_of(evaluations: list[Evaluation], objectives) -> list[Evaluation]:
+    """Feasible, valid evaluations that no other feasible one dominates."""
+    feasible = [
+        e
+        for e in evaluations
+        if e.metrics is not None
+        and all(
+            o.limit is None or o.to_min(e.metrics[o.name]) <= o.to_min(o.limit) for o in objectives
+        )
+    ]
+    if not feasible:
+        return []
+    mask = pareto_mask(objective_matrix([e.metrics for e in feasible], objectives))
+    return [e for e, on in zip(feasible, mask, strict=True) if on]
+
+
+def run_job(
+    config: RunConfig, out: Path, resume: bool = False, progress: Progress | None = None
+) -> dict:
+    progress = progress or SilentProgress()
+    objectives = config.search.parsed_objectives()
+    if config.search.searcher not in SEARCHERS:
+        known = ", ".join(SEARCHERS)
+        raise HwnasError(f"search.searcher: unknown {config.search.searcher!r}; choose {known}")
+    _check_out(out, resume)
+    from hwnas.data import calibration_subset, load_dataset
+
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    torch.manual_seed(config.seed)
+    data = load_dataset(
+        config.data.name, config.data.path, seed=config.seed, image_size=config.data.image_size
+    )
+    model = build_supernet(
+        config.supernet.name, config.supernet.overrides, data.in_channels, data.num_classes
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    timings["data"] = time.perf_counter() - started
+
+    # -- train ------------------------------------------------------------------------
+    started = time.perf_counter()
+    train_x, train_y = data.train.tensors
+    trainer = SandwichTrainer(
+        model, train_x, train_y, TrainSettings(**config.train.model_dump()), seed=config.seed,
+        augment=data.augment,
+    )  # fmt: skip
+    checkpoint = out / "supernet.safetensors"
+    if resume and checkpoint.exists():
+        trainer.restore(checkpoint)
+    history = trainer.fit(progress, checkpoint)
+    model.eval()
+    timings["train"] = time.perf_counter() - started
+
+    # -- search -----------------------------------------------------------------------
+    started = time.perf_counter()
+    space = model.space()
+    input_shape = tuple(train_x.shape[1:])
+    val_x, val_y = data.val.tensors
+    calibration = calibration_subset(data, config.search.calibration_images, config.seed)
+    evaluator = Combined(
+        [
+            AccuracyEvaluator(model.extract, calibration, val_x, val_y),
+            CostEvaluator(lambda a: macs(a, model.config), lambda a: params(a, model.config)),
+            LatencyEvaluator(
+                model.extract, input_shape, LatencySettings(**config.latency.model_dump())
+            ),
+        ]
+    )
+    with Store(out / "run.sqlite") as store:
+        study = Study(
+            space=space,
+            evaluator=evaluator,
+            objectives=objectives,
+            searcher=make_searcher(config.search.searcher, space, objectives, seed=config.seed),
+            store=store,
+            run_id=RUN_ID,
+            budget=config.search.budget,
+            config=config.model_dump(mode="json"),
+            progress=progress,
+        )
+        evaluations = study.optimize()
+    timings["search"] = time.perf_counter() - started
+
+    # -- export -----------------------------------------------------------------------
+    started = time.perf_counter()
+    front = front_of(evaluations, objectives)
+    if not front:
+        raise HwnasError("no evaluated sub-network meets the constraints; relax search.constraints")
+    F = objective_matrix([e.metrics for e in front], objectives)
+    knee = front[knee_index(F)] if len(front) > 1 else front[0]
+    chosen = {"knee": knee}
+    for o in objectives:
+        best = int(np.argmin(F[:, objectives.index(o)]))
+        label = {"accuracy": "most_accurate", "latency_ms": "fastest"}.get(o.name, f"best_{o.name}")
+        chosen[label] = front[best]
+    exported = {}
+    for label, e in chosen.items():
+        arch = space.make(e.arch)
+        diff = export_subnet(
+            _calibrated(model, arch, calibration), arch, input_shape,
+            out / "models" / f"{label}.onnx", e.metrics,
+        )  # fmt: skip
+        exported[label] = {"key": e.arch_key, "onnx": f"models/{label}.onnx", "max_abs_diff": diff}
+    timings["export"] = time.perf_counter() - started
+
+    summary = {
+        "front": [{"key": e.arch_key, "arch": e.arch, "metrics": e.metrics} for e in front],
+        "knee": knee.arch_key,
+        "exported": exported,
+        "evaluations": len(evaluations),
+        "settings": config.model_dump(mode="json"),
+        "objectives": [asdict(o) for o in objectives],
+        "training": history,
+        "searcher_seconds_per_candidate": study.seconds_per_candidate,
+        "time_seconds": {**timings, "total": sum(timings.values())},
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    _write_front_csv(out / "front.csv", front)
+    write_report(
+        out / "report.html",
+        f"hwnas run: {config.data.name}, {config.search.searcher}",
+        [{"key": e.arch_key, "metrics": e.metrics} for e in evaluations],
+        [{"key": e.arch_key, "metrics": e.metrics} for e in front],
+        knee.arch_key,
+        objectives,
+        {"config": json.dumps(config.model_dump(mode="json")), **summary["time_seconds"]},
+    )
+    return summary
+
+
+def _calibrated(model, arch, calibration: torch.Tensor) -> torch.nn.Module:
+    from hwnas.evaluate.accuracy import recalibrate_batchnorm
+
+    module = model.extract(arch)
+    recalibrate_batchnorm(module, calibration)
+    return module
+
+
+def _write_front_csv(path: Path, front: list[Evaluation]) -> None:
+    names = list(front[0].metrics)
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["key", *names, "arch"])
+        for e in front:
+            writer.writerow([e.arch_key, *(e.metrics[n] for n in names), json.dumps(e.arch)])

@@ -1,0 +1,144 @@
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from hwnas.config import RunConfig, load_config
+from hwnas.errors import HwnasError
+from hwnas.evaluate.accuracy import recalibrate_batchnorm
+from hwnas.export import export_subnet
+from hwnas.store import Store
+from hwnas.supernet import build_supernet
+from hwnas.supernet.train import SandwichTrainer, TrainSettings
+
+TINY = """
+seed: 0
+supernet:
+  overrides: {widths: [8, 12, 16, 16], expands: [1, 2], depths: [1, 2],
+              kernels: [3, 5], resolutions: [16, 24], final_width: 32}
+train: {epochs: 1, batch_size: 256}
+search: {budget: BUDGET, calibration_images: 64, constraints: ["latency_ms <= 1000"]}
+latency: {repeats: 3, warmup: 1, max_seconds: 0.05}
+"""
+
+
+def tiny_config(tmp_path, budget=6):
+    path = tmp_path / "tiny.yaml"
+    path.write_text(TINY.replace("BUDGET", str(budget)))
+    return path
+
+
+def hwnas(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "hwnas.cli", *map(str, args)], capture_output=True, text=True
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("train: {epochs: 2, speed: 3}", "train.speed: Extra inputs are not permitted"),
+        ("train: {epochs: many}", "train.epochs"),
+        ("search: {objectives: ['accuracy:best']}", "accuracy:best"),
+        ("search: {constraints: ['latency_ms < 2']}", "latency_ms < 2"),
+        ("search: {constraints: ['macs <= 2']}", "'macs' is not an objective"),
+        ("data: {name: mnist}", "data.name"),
+        ("train: [1, 2", "not valid YAML"),
+    ],
+)
+def test_config_errors_are_one_line_exit_2_and_write_nothing(tmp_path, text, fragment):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    out = tmp_path / "out"
+    r = hwnas("run", "--config", path, "--out", out)
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and fragment in lines[0] and str(path) in lines[0]
+    assert not out.exists()
+
+
+def test_missing_config_and_data_paths(tmp_path):
+    r = hwnas("run", "--config", tmp_path / "none.yaml", "--out", tmp_path / "o")
+    assert r.returncode == 2 and "no such file" in r.stderr
+    path = tmp_path / "c.yaml"
+    path.write_text(f"data: {{name: cifar10, path: {tmp_path / 'nothing'}}}")
+    r = hwnas("run", "--config", path, "--out", tmp_path / "o")
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "o").exists()
+
+
+def test_default_config_parses_objectives():
+    objectives = RunConfig().search.parsed_objectives()
+    assert [(o.name, o.direction) for o in objectives] == [
+        ("accuracy", "max"),
+        ("latency_ms", "min"),
+    ]
+    with pytest.raises(HwnasError):
+        load_config("/nonexistent.yaml")
+
+
+def test_training_is_deterministic_for_a_seed():
+    images, labels = torch.randn(48, 1, 16, 16), torch.randint(0, 3, (48,))
+    overrides = {"widths": (4, 4, 8, 8), "depths": (1, 2), "expands": (1, 2),
+                 "kernels": (3,), "resolutions": (16,), "final_width": 8}  # fmt: skip
+    states = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        model = build_supernet("mobilenet", overrides, 1, 3)
+        SandwichTrainer(model, images, labels, TrainSettings(epochs=1, batch_size=16)).fit()
+        states.append(model.state_dict())
+    for name, tensor in states[0].items():
+        assert torch.equal(tensor, states[1][name]), name
+
+
+def test_exported_onnx_matches_pytorch(tmp_path):
+    model = build_supernet("mobilenet", None, 3, 10).eval()
+    arch = model.space().sample(__import__("numpy").random.default_rng(0))
+    module = model.extract(arch)
+    recalibrate_batchnorm(module, torch.randn(32, 3, 32, 32))
+    diff = export_subnet(module, arch, (3, 32, 32), tmp_path / "m.onnx")
+    assert diff <= 1e-4
+    assert json.loads((tmp_path / "m.json").read_text())["key"] == arch.key
+
+
+def test_run_end_to_end_and_resume_after_kill(tmp_path):
+    config, out = tiny_config(tmp_path, budget=10), tmp_path / "run"
+    job = subprocess.Popen([sys.executable, "-m", "hwnas.cli", "run", "--config", config,
+                            "--out", out], stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline and job.poll() is None:
+            if (out / "run.sqlite").exists():
+                with Store(out / "run.sqlite") as store:
+                    if store.count("main") >= 3:
+                        break
+            time.sleep(0.1)
+        job.send_signal(signal.SIGKILL)
+    finally:
+        job.wait()
+    with Store(out / "run.sqlite") as store:
+        before = [e.arch_key for e in store.evaluations("main")]
+    assert 3 <= len(before) < 10, "the run must be killed during the search"
+
+    r = hwnas("run", "--config", config, "--out", out)
+    assert r.returncode == 2 and "--resume" in r.stderr
+
+    r = hwnas("run", "--config", config, "--out", out, "--resume")
+    assert r.returncode == 0, r.stderr
+    with Store(out / "run.sqlite") as store:
+        after = [e.arch_key for e in store.evaluations("main")]
+    assert len(after) == len(set(after)) == 10 and after[: len(before)] == before
+
+    summary = json.loads((out / "summary.json").read_text())
+    assert len(summary["training"]) == 1  # training was not repeated on resume
+    assert set(summary["time_seconds"]) >= {"train", "search", "export", "total"}
+    assert summary["front"] and summary["knee"] in {f["key"] for f in summary["front"]}
+    for label in ("knee", "most_accurate", "fastest"):
+        assert (out / "models" / f"{label}.onnx").stat().st_size > 0
+        assert summary["exported"][label]["max_abs_diff"] <= 1e-4
+    assert (out / "front.csv").read_text().count("\n") == len(summary["front"]) + 1
+    assert "plotly" in (out / "report.html").read_text()
