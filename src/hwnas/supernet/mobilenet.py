@@ -79,10 +79,10 @@ class MobileNetConfig:
     stem_stride: int = 2
     widths: tuple[int, ...] = (16, 24, 40, 64)
     strides: tuple[int, ...] = (1, 2, 2, 2)
-    depths: tuple[int, ...] = (2, 3, 4)
+    depths: tuple[int, ...] = (1, 2, 3, 4)
     kernels: tuple[int, ...] = (3, 5, 7)
     expands: tuple[int, ...] = (2, 3, 4)
-    resolutions: tuple[int, ...] = (24, 28, 32)
+    resolutions: tuple[int, ...] = (16, 20, 24, 28, 32)
     se_stages: tuple[bool, ...] = (False, False, True, True)
     hswish_stages: tuple[bool, ...] = (False, False, True, True)
     final_width: int = 128
