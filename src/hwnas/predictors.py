@@ -110,3 +110,47 @@ class AutoPredictor(RegressorMixin, BaseEstimator):
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         return self.model_.predict(np.asarray(X, float))
+
+
+class NoisyForest:
+    """A bootstrap random forest that predicts a distribution, not just a value.
+
+    The spread combines the trees' disagreement (where data is thin) with the irreducible
+    noise estimated from out-of-bag residuals (what no model of these features will explain,
+    such as measurement noise in a latency table). Search uses the spread to value archs that
+    *might* be good, which matters most where the objective is mostly noise.
+    ``noise_below`` restricts the residuals to targets under it: the region search cares about.
+    """
+
+    def __init__(self, n_estimators: int = 64, min_samples_leaf: int = 2, seed: int = 0) -> None:
+        self.n_estimators = n_estimators
+        self.min_samples_leaf = min_samples_leaf
+        self.seed = seed
+
+    def fit(self, X: np.ndarray, y: np.ndarray, noise_below: float = np.inf) -> NoisyForest:
+        from sklearn.ensemble import RandomForestRegressor
+
+        self.forest_ = RandomForestRegressor(
+            self.n_estimators,
+            max_features=0.5,
+            min_samples_leaf=self.min_samples_leaf,
+            bootstrap=True,
+            oob_score=len(y) >= 8,
+            random_state=self.seed,
+            n_jobs=1,
+        ).fit(np.asarray(X, np.float32), y)
+        self.noise_var_ = float(np.var(y))
+        if len(y) >= 8:
+            oob = self.forest_.oob_prediction_
+            relevant = np.isfinite(oob) & (np.minimum(oob, y) < noise_below)
+            if relevant.any():
+                self.noise_var_ = float(np.mean((oob - y)[relevant] ** 2))
+        return self
+
+    def predict_distribution(
+        self, X: np.ndarray, with_noise: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
+        X = np.asarray(X, np.float32)
+        per_tree = np.stack([t.predict(X, check_input=False) for t in self.forest_.estimators_])
+        variance = per_tree.var(axis=0) + (self.noise_var_ if with_noise else 0.0)
+        return per_tree.mean(axis=0), np.sqrt(variance)

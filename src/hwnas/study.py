@@ -47,8 +47,8 @@ class Study:
         count = len(done)
         task = self.progress.task(self.run_id, self.budget)
         task.advance(count)
-        batch = self.batch_size or self.searcher.batch_size
         while count < self.budget:
+            batch = self.batch_size or self.searcher.batch_size
             started = time.perf_counter()
             archs = self.searcher.ask(min(batch, self.budget - count))
             self.searcher_seconds += time.perf_counter() - started
