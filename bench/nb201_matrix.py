@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 HEADLINE = ("cifar10", "pixel3", "random,nsga2,linas,optuna-tpe,optuna-nsga2")
-TRANSFER_DATASETS = ("cifar10", "cifar100", "ImageNet16-120")
+TRANSFER_DATASETS = ("cifar100", "ImageNet16-120")
 TRANSFER_DEVICES = ("raspi4", "eyeriss", "gold_6226", "titan_rtx_1")
 
 

@@ -25,7 +25,7 @@ from hwnas.supernet.elastic import (
     ElasticSqueezeExcite,
     reorder_,
 )
-from hwnas.supernet.static import MBConv, SubNet, activation, pool_and_classify
+from hwnas.supernet.static import MBConv, SubNet, activation, pool_and_classify, resize
 
 _TUPLE_FIELDS = {
     "widths": int,
@@ -249,8 +249,8 @@ class ElasticMBConv(nn.Module):
 class ElasticMobileNet(nn.Module):
     """The super-network. ``set_active`` picks a sub-network; ``forward`` runs it.
 
-    The caller resizes input to the active arch's resolution (``resize``), so that a batch can
-    be resized once and shared; ``extract`` returns a standalone module that resizes itself.
+    ``forward`` resizes its input to the active arch's resolution, as the standalone module
+    from ``extract`` does, so both take the same input.
     """
 
     def __init__(self, config: MobileNetConfig | None = None) -> None:
@@ -309,7 +309,9 @@ class ElasticMobileNet(nn.Module):
             yield from stage[: self.active[f"s{i}.depth"]]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.stem(x)
+        """Runs the active sub-network on ``x`` resized to its resolution, exactly as the
+        extracted sub-network does, so training and evaluation see the same inputs."""
+        x = self.stem(resize(x, self.active["resolution"]))
         for block in self.active_blocks():
             x = block(x)
         return pool_and_classify(self.head(x), self.classifier)
