@@ -57,8 +57,10 @@ def effective_edges(genome: np.ndarray) -> np.ndarray:
 
 
 def cell_features(genome: np.ndarray) -> np.ndarray:
-    """Domain features: effective ops one-hot, op counts, and per-path depth of convolutions."""
+    """Domain features: effective ops one-hot and counts, raw op counts (dead branches may
+    still run and cost latency), and per-path depth of convolutions."""
     eff = effective_edges(genome)
+    raw = np.column_stack([(np.asarray(genome) == k).sum(1) for k in range(len(OPERATIONS))])
     onehot = np.concatenate([(eff == k).astype(float) for k in range(len(OPERATIONS))], axis=1)
     counts = np.column_stack([(eff == k).sum(1) for k in range(len(OPERATIONS))])
     paths = []
@@ -66,7 +68,7 @@ def cell_features(genome: np.ndarray) -> np.ndarray:
         ops = eff[:, list(path)]
         open_ = np.all(ops != 0, axis=1)
         paths += [open_, np.where(open_, np.isin(ops, (2, 3)).sum(1), 0)]
-    return np.column_stack([onehot, counts, *paths]).astype(float)
+    return np.column_stack([onehot, counts, raw, *paths]).astype(float)
 
 
 def devices(rows_header: list[str]) -> list[str]:

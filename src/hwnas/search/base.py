@@ -114,23 +114,31 @@ class Searcher(ABC):
         order = np.lexsort((-crowd, rank, viol))
         return indices[order]
 
-    def fresh(self, n: int, make: Callable[[], Arch], max_tries: int | None = None) -> list[Arch]:
-        """Collect ``n`` distinct unseen archs from ``make``, topping up with random samples.
+    def fresh(
+        self,
+        n: int,
+        make: Callable[[], Arch],
+        max_tries: int | None = None,
+        taken: Sequence[Arch] = (),
+    ) -> list[Arch]:
+        """Collect ``n`` distinct unseen archs from ``make`` (none of them in ``taken``),
+        topping up with random samples.
 
         Duplicate elimination lives here so every searcher spends its budget on new archs.
         """
         out: dict[str, Arch] = {}
+        excluded = {a.key for a in taken}
         tries = max_tries if max_tries is not None else 50 * n
         for _ in range(tries):
             if len(out) == n:
                 break
             arch = make()
-            if self.is_new(arch) and arch.key not in out:
+            if self.is_new(arch) and arch.key not in out and arch.key not in excluded:
                 out[arch.key] = arch
         for _ in range(50 * n):
             if len(out) == n:
                 break
             arch = self.space.sample(self.rng)
-            if self.is_new(arch) and arch.key not in out:
+            if self.is_new(arch) and arch.key not in out and arch.key not in excluded:
                 out[arch.key] = arch
         return list(out.values())

@@ -1,9 +1,10 @@
 """LINAS: lightweight iterative NAS with predictors in the loop (after Intel's DyNAS-T).
 
 Each round fits one predictor per objective on everything evaluated so far, screens a large
-candidate pool on the predictors alone (every unseen arch when the space is small enough to
-enumerate, else thousands of mutants of the evaluated front plus random archs), and sends
-the candidates with the largest expected hypervolume improvement for real evaluation.
+candidate pool on the predictors alone (early on, every unseen arch when the space is small
+enough to enumerate; then thousands of one- and two-step mutants of the evaluated front's
+first layers plus random archs), and sends the candidates with the largest expected
+hypervolume improvement for real evaluation.
 
 What makes it sample-efficient where plain surrogate screening is not:
 - predictors give distributions (``NoisyForest``): tree disagreement plus the irreducible
@@ -41,6 +42,7 @@ class LINAS(Searcher):
         screen: int = 2000,
         noise_after: int = 100,
         exhaustive_limit: int = 50_000,
+        exhaustive_until: int = 100,
         pool_size: int = 3000,
         reference_sample: int = 2000,
     ) -> None:
@@ -50,15 +52,14 @@ class LINAS(Searcher):
         self.screen = screen
         self.noise_after = noise_after
         self.pool_size = pool_size
+        self.exhaustive_until = exhaustive_until
         self._all: list[Arch] | None = None
         self._all_features: np.ndarray | None = None
         if space.size() <= exhaustive_limit:
             self._all = space.enumerate()
             self._all_features = space.features(self._all)
-            self._reference = self._all_features
-        else:
-            reference = [space.sample(self.rng) for _ in range(reference_sample)]
-            self._reference = space.features(reference)
+        # a fixed random sample of the space, on which the predicted median is taken
+        self._reference = space.features([space.sample(self.rng) for _ in range(reference_sample)])
 
     @property
     def batch_size(self) -> int:  # type: ignore[override]
@@ -97,9 +98,12 @@ class LINAS(Searcher):
         else:
             picks = list(_rank_and_crowd(mean)[:n])
         chosen = [pool[i] for i in picks]
-        return chosen + self.fresh(n - len(chosen), lambda: self.space.sample(self.rng), 0)
+        top_up = self.fresh(n - len(chosen), lambda: self.space.sample(self.rng), 0, chosen)
+        return chosen + top_up
 
     def _fit(self, valid: np.ndarray, y: np.ndarray) -> NoisyForest:
+        """Targets worse than 1.5x the median gap are clipped (broken archs must not dominate
+        the fit); out-of-bag noise is measured only where targets beat the median."""
         X = self.space.features([self.archs[i] for i in valid])
         best, median = y.min(), np.median(y)
         clipped = np.minimum(y, best + 1.5 * (median - best)) if median > best else y
@@ -107,7 +111,9 @@ class LINAS(Searcher):
         return NoisyForest(seed=seed).fit(X, clipped, noise_below=median)
 
     def _candidates(self) -> tuple[list[Arch], np.ndarray]:
-        if self._all is not None:
+        """Every unseen arch while the predictors are young (if the space is small enough),
+        then mutants of the front: locality finds the lucky archs that no predictor can."""
+        if self._all is not None and len(self.archs) < self.exhaustive_until:
             keep = [i for i, a in enumerate(self._all) if self.is_new(a)]
             return [self._all[i] for i in keep], self._all_features[keep]
         return self._mutant_pool()
