@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import csv
 import itertools
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
@@ -50,3 +53,20 @@ def write_csv(path: Path, rows: list[dict[str, str]]) -> Path:
         writer.writeheader()
         writer.writerows(rows)
     return path
+
+
+def kill_when_stored(job: subprocess.Popen, store_path: Path, run_id: str, count: int) -> None:
+    """SIGKILL ``job`` once its store holds ``count`` evaluations of ``run_id`` (or at 4 min)."""
+    from hwnas.store import Store
+
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline and job.poll() is None:
+            if store_path.exists():
+                with Store(store_path) as store:
+                    if store.count(run_id) >= count:
+                        break
+            time.sleep(0.05)
+        job.send_signal(signal.SIGKILL)
+    finally:
+        job.wait()

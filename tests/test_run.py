@@ -1,12 +1,11 @@
 import json
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
 
+from helpers import kill_when_stored
 from hwnas.config import RunConfig, load_config
 from hwnas.errors import HwnasError
 from hwnas.evaluate.accuracy import recalibrate_batchnorm
@@ -109,17 +108,7 @@ def test_run_end_to_end_and_resume_after_kill(tmp_path):
     config, out = tiny_config(tmp_path, budget=10), tmp_path / "run"
     job = subprocess.Popen([sys.executable, "-m", "hwnas.cli", "run", "--config", config,
                             "--out", out], stderr=subprocess.DEVNULL)  # fmt: skip
-    try:
-        deadline = time.time() + 240
-        while time.time() < deadline and job.poll() is None:
-            if (out / "run.sqlite").exists():
-                with Store(out / "run.sqlite") as store:
-                    if store.count("main") >= 3:
-                        break
-            time.sleep(0.1)
-        job.send_signal(signal.SIGKILL)
-    finally:
-        job.wait()
+    kill_when_stored(job, out / "run.sqlite", "main", 3)
     with Store(out / "run.sqlite") as store:
         before = [e.arch_key for e in store.evaluations("main")]
     assert 3 <= len(before) < 10, "the run must be killed during the search"

@@ -13,10 +13,9 @@ from hwnas.study import Study
 NAMES = sorted(SEARCHERS)
 
 
-def run(name: str, seed: int, tmp_path, budget: int = 40, drop: int = 0) -> list[str]:
-    bench = toy_bench(drop=drop)
-    with Store(tmp_path / f"{name}-{seed}-{drop}.sqlite") as store:
-        study = Study(
+def evaluations(name: str, seed: int, path, bench: TableBenchmark, budget: int) -> list:
+    with Store(path) as store:
+        return Study(
             space=bench.space,
             evaluator=bench,
             objectives=OBJECTIVES,
@@ -24,8 +23,12 @@ def run(name: str, seed: int, tmp_path, budget: int = 40, drop: int = 0) -> list
             store=store,
             run_id="r",
             budget=budget,
-        )
-        return [e.arch_key for e in study.optimize()]
+        ).optimize()
+
+
+def run(name: str, seed: int, tmp_path, budget: int = 40, drop: int = 0) -> list[str]:
+    path = tmp_path / f"{name}-{seed}-{drop}.sqlite"
+    return [e.arch_key for e in evaluations(name, seed, path, toy_bench(drop=drop), budget)]
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -68,17 +71,8 @@ def test_linas_beats_random_and_nsga2_on_a_learnable_problem(tmp_path):
     scorer = Scorer(bench, OBJECTIVES)
 
     def final_ratio(name: str, seed: int) -> float:
-        with Store(tmp_path / f"{name}{seed}.sqlite") as store:
-            evaluations = Study(
-                space=bench.space,
-                evaluator=bench,
-                objectives=OBJECTIVES,
-                searcher=make_searcher(name, bench.space, OBJECTIVES, seed=seed),
-                store=store,
-                run_id="r",
-                budget=100,
-            ).optimize()
-        return scorer.curve([e.metrics for e in evaluations])[-1]
+        done = evaluations(name, seed, tmp_path / f"{name}{seed}.sqlite", bench, budget=100)
+        return scorer.curve([e.metrics for e in done])[-1]
 
     for seed in range(3):
         linas = final_ratio("linas", seed)

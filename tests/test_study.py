@@ -1,10 +1,9 @@
 import collections
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
+from helpers import kill_when_stored
 from hwnas.store import Store
 
 JOB = Path(__file__).parent / "resume_job.py"
@@ -14,17 +13,7 @@ def test_killed_run_resumes_without_repeating_or_losing_evaluations(tmp_path):
     store_path, log = tmp_path / "run.sqlite", tmp_path / "evaluated.log"
     budget = 60
     job = subprocess.Popen([sys.executable, str(JOB), str(store_path), str(log), str(budget)])
-    try:
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            if store_path.exists():
-                with Store(store_path) as store:
-                    if store.count("killed") >= 15:
-                        break
-            time.sleep(0.05)
-        job.send_signal(signal.SIGKILL)
-    finally:
-        job.wait()
+    kill_when_stored(job, store_path, "killed", 15)
     with Store(store_path) as store:
         before = {e.arch_key for e in store.evaluations("killed")}
     assert 15 <= len(before) < budget, "the job must be killed part-way"
