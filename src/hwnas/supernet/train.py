@@ -135,9 +135,12 @@ class SandwichTrainer:
             totals["loss"] += float(loss.detach()) * len(y)
             totals["correct"] += float((teacher.argmax(1) == y).sum())
             totals["seen"] += len(y)
+            mean_loss = totals["loss"] / totals["seen"]
+            accuracy = 100 * totals["correct"] / totals["seen"]
             task.advance(
                 1,
-                description=f"epoch {epoch + 1}/{settings.epochs} loss {float(loss.detach()):.3f}",
+                description=f"epoch {epoch + 1}/{settings.epochs} "
+                f"loss {mean_loss:.3f} train acc {accuracy:.1f}%",
             )
         task.close()
         seconds = time.perf_counter() - started
