@@ -131,3 +131,20 @@ def test_run_end_to_end_and_resume_after_kill(tmp_path):
         assert summary["exported"][label]["max_abs_diff"] <= 1e-4
     assert (out / "front.csv").read_text().count("\n") == len(summary["front"]) + 1
     assert "plotly" in (out / "report.html").read_text()
+
+
+def test_train_then_run_reuses_the_checkpoint(tmp_path):
+    config, out = tiny_config(tmp_path, budget=3), tmp_path / "run"
+    r = hwnas("train", "--config", config, "--out", out)
+    assert r.returncode == 0, r.stderr
+    checkpoint = out / "supernet.safetensors"
+    written = checkpoint.stat().st_mtime_ns
+    r = hwnas("train", "--config", config, "--out", out)
+    assert r.returncode == 2 and "--resume" in r.stderr
+    r = hwnas("run", "--config", config, "--out", out)
+    assert r.returncode == 0, r.stderr
+    assert checkpoint.stat().st_mtime_ns == written  # complete: reused, not retrained
+    other = tmp_path / "other.yaml"
+    other.write_text(config.read_text().replace("epochs: 1", "epochs: 2"))
+    r = hwnas("run", "--config", other, "--out", tmp_path / "run", "--resume")
+    assert r.returncode == 2 and "other settings" in r.stderr

@@ -123,6 +123,31 @@ def run_command(
     print_run(summary, out)
 
 
+@app.command("train")
+def train_command(
+    config: ConfigFile = None,
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("runs/main"),
+    resume: Annotated[bool, typer.Option(help="Continue from the checkpoint.")] = False,
+) -> None:
+    """Train the configured super-network only (sandwich rule, in-place distillation)."""
+    from hwnas.config import load_config
+    from hwnas.console import RichProgress, console
+    from hwnas.run import train_job
+
+    settings = load_config(config)
+    with RichProgress() as progress:
+        result = train_job(settings, out, resume=resume, progress=progress)
+    last = result["training"][-1] if result["training"] else {}
+    console.print(
+        f"wrote {result['checkpoint']} after {result['seconds']:.0f}s"
+        + (
+            f"; last epoch loss {last['loss']:.3f}, train acc {last['train_accuracy']:.1f}%"
+            if last
+            else ""
+        )
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: one-line errors and exit code 2 for anything the user can fix."""
     try:

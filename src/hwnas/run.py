@@ -33,6 +33,7 @@ from hwnas.supernet import build_supernet, macs, params
 from hwnas.supernet.train import SandwichTrainer, TrainSettings
 
 RUN_ID = "main"
+CHECKPOINT = "supernet.safetensors"
 
 
 def _check_out(out: Path, resume: bool) -> None:
@@ -61,6 +62,54 @@ def front_of(evaluations: list[Evaluation], objectives) -> list[Evaluation]:
     return [e for e, on in zip(feasible, mask, strict=True) if on]
 
 
+def _prepare(config: RunConfig, out: Path) -> tuple:
+    """Data and an untrained super-network; ``out`` is created only once both exist."""
+    from hwnas.data import load_dataset
+
+    torch.manual_seed(config.seed)
+    data = load_dataset(
+        config.data.name, config.data.path, seed=config.seed, image_size=config.data.image_size
+    )
+    model = build_supernet(
+        config.supernet.name, config.supernet.overrides, data.in_channels, data.num_classes
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    return data, model
+
+
+def _train(config: RunConfig, data, model, out: Path, progress: Progress) -> list:
+    """Sandwich training with a checkpoint after every epoch.
+
+    An existing checkpoint in ``out`` is continued (or reused, when complete): that is how
+    ``--resume`` and ``hwnas train`` followed by ``hwnas run`` avoid training twice. One made
+    with other settings is refused.
+    """
+    train_x, train_y = data.train.tensors
+    trainer = SandwichTrainer(
+        model, train_x, train_y, TrainSettings(**config.train.model_dump()), seed=config.seed,
+        augment=data.augment,
+    )  # fmt: skip
+    checkpoint = out / CHECKPOINT
+    if checkpoint.exists():
+        trainer.restore(checkpoint)
+    history = trainer.fit(progress, checkpoint)
+    model.eval()
+    return history
+
+
+def train_job(
+    config: RunConfig, out: Path, resume: bool = False, progress: Progress | None = None
+) -> dict:
+    """``hwnas train``: only the super-network, written to ``out/supernet.safetensors``."""
+    if (out / CHECKPOINT).exists() and not resume:
+        raise HwnasError(f"{out} already holds a checkpoint; pass --resume or pick --out")
+    started = time.perf_counter()
+    data, model = _prepare(config, out)
+    history = _train(config, data, model, out, progress or SilentProgress())
+    return {"checkpoint": str(out / CHECKPOINT), "training": history,
+            "seconds": time.perf_counter() - started}  # fmt: skip
+
+
 def run_job(
     config: RunConfig, out: Path, resume: bool = False, progress: Progress | None = None
 ) -> dict:
@@ -70,38 +119,21 @@ def run_job(
         known = ", ".join(SEARCHERS)
         raise HwnasError(f"search.searcher: unknown {config.search.searcher!r}; choose {known}")
     _check_out(out, resume)
-    from hwnas.data import calibration_subset, load_dataset
+    from hwnas.data import calibration_subset
 
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    torch.manual_seed(config.seed)
-    data = load_dataset(
-        config.data.name, config.data.path, seed=config.seed, image_size=config.data.image_size
-    )
-    model = build_supernet(
-        config.supernet.name, config.supernet.overrides, data.in_channels, data.num_classes
-    )
-    out.mkdir(parents=True, exist_ok=True)
+    data, model = _prepare(config, out)
     timings["data"] = time.perf_counter() - started
 
-    # -- train ------------------------------------------------------------------------
     started = time.perf_counter()
-    train_x, train_y = data.train.tensors
-    trainer = SandwichTrainer(
-        model, train_x, train_y, TrainSettings(**config.train.model_dump()), seed=config.seed,
-        augment=data.augment,
-    )  # fmt: skip
-    checkpoint = out / "supernet.safetensors"
-    if resume and checkpoint.exists():
-        trainer.restore(checkpoint)
-    history = trainer.fit(progress, checkpoint)
-    model.eval()
+    history = _train(config, data, model, out, progress)
     timings["train"] = time.perf_counter() - started
 
     # -- search -----------------------------------------------------------------------
     started = time.perf_counter()
     space = model.space()
-    input_shape = tuple(train_x.shape[1:])
+    input_shape = tuple(data.train.tensors[0].shape[1:])
     val_x, val_y = data.val.tensors
     calibration = calibration_subset(data, config.search.calibration_images, config.seed)
     evaluator = Combined(
