@@ -148,3 +148,29 @@ def test_train_then_run_reuses_the_checkpoint(tmp_path):
     other.write_text(config.read_text().replace("epochs: 1", "epochs: 2"))
     r = hwnas("run", "--config", other, "--out", tmp_path / "run", "--resume")
     assert r.returncode == 2 and "other settings" in r.stderr
+
+
+def test_progressive_shrinking_opens_one_dimension_at_a_time():
+    images, labels = torch.randn(32, 1, 16, 16), torch.randint(0, 3, (32,))
+    overrides = {"widths": (4, 4, 8, 8), "depths": (1, 2), "expands": (1, 2),
+                 "kernels": (3, 5), "resolutions": (12, 16), "final_width": 8}  # fmt: skip
+    model = build_supernet("mobilenet", overrides, 1, 3)
+    settings = TrainSettings(epochs=4, batch_size=16, progressive=True, random_subnets=6)
+    trainer = SandwichTrainer(model, images, labels, settings)
+    history = trainer.fit()
+    assert [h["phase"] for h in history] == ["full", "kernel", "depth", "expand"]
+    largest = model.largest_arch()
+    rng = __import__("numpy").random.default_rng(0)
+    varied = {}
+    for phase in ("full", "kernel", "depth", "expand"):
+        students = trainer._students(rng, phase)
+        varied[phase] = {
+            name.rsplit(".", 1)[-1]
+            for arch in students
+            for name in arch.names
+            if arch[name] is not None and arch[name] != largest[name]
+        }
+    assert varied["full"] == set()
+    assert varied["kernel"] == {"kernel"}
+    assert varied["depth"] <= {"kernel", "depth"} and "depth" in varied["depth"]
+    assert {"expand", "resolution"} <= varied["expand"]

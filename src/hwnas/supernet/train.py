@@ -90,6 +90,8 @@ class SandwichTrainer:
         return self.space.make(values)
 
     def _students(self, rng: np.random.Generator, phase: str | None) -> list[Arch]:
+        if phase == "full":  # only the largest network trains in the first phase
+            return []
         randoms = [self.space.sample(rng) for _ in range(self.settings.random_subnets)]
         return [self._restrict(a, phase) for a in [self.smallest, *randoms]]
 
