@@ -11,6 +11,7 @@ from hwnas.benchmarks.nb201 import effective_edges, load_nb201, parse_cell
 from hwnas.benchmarks.table import TableBenchmark
 from hwnas.errors import HwnasError
 from hwnas.evaluate import InvalidArch
+from hwnas.pareto import Objective
 
 
 def test_nb201_cells_match_the_table(nb201_path):
@@ -81,3 +82,16 @@ def test_comparison_writes_summary_curves_and_plot(tmp_path):
     with (tmp_path / "curves.csv").open() as handle:
         assert len(list(csv.DictReader(handle))) == 2 * 2 * 60
     assert (tmp_path / "curves.html").stat().st_size > 1000
+
+
+def test_scorer_counts_only_feasible_archs():
+    bench = toy_bench()
+    limited = [OBJECTIVES[0], Objective("lat", "min", limit=18.0)]
+    scorer = Scorer(bench, limited)
+    keys, values = bench.entries()
+    lat = dict(zip(keys, values[:, 1], strict=True))
+    assert scorer.true_front_keys and all(lat[k] <= 18 for k in scorer.true_front_keys)
+    slow = [dict(zip(bench.metrics, row, strict=True)) for row in values if row[1] > 18]
+    assert scorer.curve(slow)[-1] == 0.0
+    with pytest.raises(HwnasError, match="relax the limits"):
+        Scorer(bench, [OBJECTIVES[0], Objective("lat", "min", limit=5.0)])

@@ -45,6 +45,10 @@ def hwnas(*args):
         ("search: {objectives: ['accuracy:best']}", "accuracy:best"),
         ("search: {constraints: ['latency_ms < 2']}", "latency_ms < 2"),
         ("search: {constraints: ['macs <= 2']}", "'macs' is not an objective"),
+        ("search: {constraints: ['accuracy <= 50']}", "its limit takes >="),
+        ("search: {constraints: ['latency_ms <= nan']}", "latency_ms <= nan"),
+        ("search: {objectives: []}", "at least one objective"),
+        ("train: {progressive: true, epochs: 2}", "at least 4 epochs"),
         ("data: {name: mnist}", "data.name"),
         ("train: [1, 2", "not valid YAML"),
     ],
@@ -58,6 +62,14 @@ def test_config_errors_are_one_line_exit_2_and_write_nothing(tmp_path, text, fra
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and fragment in lines[0] and str(path) in lines[0]
     assert not out.exists()
+
+
+def test_unknown_objective_metric_is_refused_before_training(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("search: {objectives: ['acc:max', 'latency_ms:min']}")
+    r = hwnas("run", "--config", path, "--out", tmp_path / "o")
+    assert r.returncode == 2 and "no metric 'acc'" in r.stderr
+    assert not (tmp_path / "o").exists()
 
 
 def test_missing_config_and_data_paths(tmp_path):

@@ -84,3 +84,9 @@ def test_bad_values_are_user_errors():
         space.make({"depth": 1, "op0": "conv", "width": 3})
     with pytest.raises(HwnasError, match="before it"):
         Space([ordinal("k", [3], when="depth", in_=[1]), ordinal("depth", [1])])
+
+
+def test_equal_values_of_another_type_share_the_canonical_option():
+    space = Space([ordinal("width", [3, 4]), categorical("flag", [True, False])])
+    assert space.make({"width": 3.0, "flag": True}).key == space.make({"width": 3, "flag": 1}).key
+    assert type(space.make({"width": 3.0, "flag": True})["width"]) is int

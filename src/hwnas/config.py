@@ -6,11 +6,12 @@ problem; a YAML file overrides only what it names.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from hwnas.errors import HwnasError
 from hwnas.pareto import Objective
@@ -42,6 +43,12 @@ class TrainConfig(_Strict):
     progressive: bool = False
     threads: int = Field(1, ge=1, description="torch threads; 1 is fastest on a shared 2-core CPU")
 
+    @model_validator(mode="after")
+    def _progressive_needs_every_phase(self) -> TrainConfig:
+        if self.progressive and 0 < self.epochs < 4:
+            raise ValueError("progressive shrinking needs at least 4 epochs (one per phase)")
+        return self
+
 
 class LatencyConfig(_Strict):
     backend: Literal["onnxruntime", "torch"] = "onnxruntime"
@@ -62,25 +69,36 @@ class SearchConfig(_Strict):
     def parsed_objectives(self) -> list[Objective]:
         """Objectives with each constraint folded in as that objective's limit."""
         objectives = {o.name: o for o in (Objective.parse(s) for s in self.objectives)}
+        if not objectives:
+            raise HwnasError("search.objectives: at least one objective is needed")
         for spec in self.constraints:
-            name, limit = parse_constraint(spec)
+            name, op, limit = parse_constraint(spec)
             if name not in objectives:
                 raise HwnasError(
                     f"constraint {spec!r}: {name!r} is not an objective ({', '.join(objectives)})"
                 )
-            objectives[name] = Objective(name, objectives[name].direction, limit)
+            direction = objectives[name].direction
+            if (op == "<=") != (direction == "min"):
+                expected = "<=" if direction == "min" else ">="
+                raise HwnasError(
+                    f"constraint {spec!r}: {name} is {direction}imised, its limit takes {expected}"
+                )
+            objectives[name] = Objective(name, direction, limit)
         return list(objectives.values())
 
 
-def parse_constraint(spec: str) -> tuple[str, float]:
-    """``latency_ms <= 2`` or ``accuracy >= 90`` -> (name, limit)."""
+def parse_constraint(spec: str) -> tuple[str, str, float]:
+    """``latency_ms <= 2`` or ``accuracy >= 90`` -> (name, operator, finite limit)."""
     for op in ("<=", ">="):
         if op in spec:
             name, _, value = spec.partition(op)
             try:
-                return name.strip(), float(value)
+                limit = float(value)
             except ValueError:
                 break
+            if math.isfinite(limit) and name.strip():
+                return name.strip(), op, limit
+            break
     raise HwnasError(f"constraint {spec!r}: expected NAME <= LIMIT or NAME >= LIMIT")
 
 

@@ -23,7 +23,7 @@ from hwnas.evaluate.combined import Combined
 from hwnas.evaluate.cost import CostEvaluator
 from hwnas.evaluate.latency import LatencyEvaluator, LatencySettings
 from hwnas.export import export_subnet
-from hwnas.pareto import knee_index, objective_matrix, pareto_mask
+from hwnas.pareto import feasible_mask, knee_index, objective_matrix, pareto_mask
 from hwnas.progress import Progress, SilentProgress
 from hwnas.report.html import write_report
 from hwnas.search import SEARCHERS, make_searcher
@@ -36,26 +36,25 @@ RUN_ID = "main"
 CHECKPOINT = "supernet.safetensors"
 
 
-def _check_out(out: Path, resume: bool) -> None:
-    store = out / "run.sqlite"
+METRICS = AccuracyEvaluator.metrics + CostEvaluator.metrics + LatencyEvaluator.metrics
+
+
+def _check_out(out: Path, resume: bool, marker: str) -> None:
+    """Refuse to overwrite a run (``marker`` exists) unless resuming, or to resume nothing."""
     if out.exists() and not out.is_dir():
         raise HwnasError(f"--out {out}: exists and is not a folder")
-    if store.exists() and not resume:
+    started = (out / "run.sqlite").exists() or (out / CHECKPOINT).exists()
+    if (out / marker).exists() and not resume:
         raise HwnasError(f"{out} already holds a run; pass --resume to continue it or pick --out")
-    if resume and not store.exists():
+    if resume and not started:
         raise HwnasError(f"--resume: {out} holds no run to resume")
 
 
 def front_of(evaluations: list[Evaluation], objectives) -> list[Evaluation]:
     """Feasible, valid evaluations that no other feasible one dominates."""
-    feasible = [
-        e
-        for e in evaluations
-        if e.metrics is not None
-        and all(
-            o.limit is None or o.to_min(e.metrics[o.name]) <= o.to_min(o.limit) for o in objectives
-        )
-    ]
+    valid = [e for e in evaluations if e.metrics is not None]
+    ok = feasible_mask([e.metrics for e in valid], objectives) if valid else []
+    feasible = [e for e, keep in zip(valid, ok, strict=True) if keep]
     if not feasible:
         return []
     mask = pareto_mask(objective_matrix([e.metrics for e in feasible], objectives))
@@ -73,7 +72,10 @@ def _prepare(config: RunConfig, out: Path) -> tuple:
     model = build_supernet(
         config.supernet.name, config.supernet.overrides, data.in_channels, data.num_classes
     )
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise HwnasError(f"--out {out}: cannot create ({exc.strerror})") from None
     return data, model
 
 
@@ -87,7 +89,7 @@ def _train(config: RunConfig, data, model, out: Path, progress: Progress) -> lis
     train_x, train_y = data.train.tensors
     trainer = SandwichTrainer(
         model, train_x, train_y, TrainSettings(**config.train.model_dump()), seed=config.seed,
-        augment=data.augment,
+        augment=data.augment, data=config.data.model_dump(mode="json"),
     )  # fmt: skip
     checkpoint = out / CHECKPOINT
     if checkpoint.exists():
@@ -101,8 +103,7 @@ def train_job(
     config: RunConfig, out: Path, resume: bool = False, progress: Progress | None = None
 ) -> dict:
     """``hwnas train``: only the super-network, written to ``out/supernet.safetensors``."""
-    if (out / CHECKPOINT).exists() and not resume:
-        raise HwnasError(f"{out} already holds a checkpoint; pass --resume or pick --out")
+    _check_out(out, resume, CHECKPOINT)
     started = time.perf_counter()
     data, model = _prepare(config, out)
     history = _train(config, data, model, out, progress or SilentProgress())
@@ -118,7 +119,11 @@ def run_job(
     if config.search.searcher not in SEARCHERS:
         known = ", ".join(SEARCHERS)
         raise HwnasError(f"search.searcher: unknown {config.search.searcher!r}; choose {known}")
-    _check_out(out, resume)
+    unknown = [o.name for o in objectives if o.name not in METRICS]
+    if unknown:
+        known = ", ".join(METRICS)
+        raise HwnasError(f"search.objectives: no metric {unknown[0]!r}; measured are {known}")
+    _check_out(out, resume, "run.sqlite")
     from hwnas.data import calibration_subset
 
     timings: dict[str, float] = {}

@@ -150,8 +150,7 @@ class Space:
                 continue
             if assignment.get(c.name) is None:
                 raise HwnasError(f"space {self.name!r}: active choice {c.name!r} has no value")
-            c.index(assignment[c.name])
-            values[c.name] = assignment[c.name]
+            values[c.name] = c.options[c.index(assignment[c.name])]  # 3.0 and 3 -> one key
         return Arch(self.names, tuple(values[n] for n in self.names))
 
     def from_json(self, text: str) -> Arch:

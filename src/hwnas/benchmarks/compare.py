@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from hwnas.benchmarks.table import TableBenchmark
-from hwnas.pareto import Objective, hypervolume, objective_matrix, pareto_mask
+from hwnas.errors import HwnasError
+from hwnas.pareto import Objective, feasible_mask, hypervolume, objective_matrix, pareto_mask
 from hwnas.progress import Progress, SilentProgress
 from hwnas.search import make_searcher
 from hwnas.store import Store
@@ -46,24 +47,31 @@ class Scorer:
         keys, values = bench.entries()
         metrics = [dict(zip(bench.metrics, row, strict=True)) for row in values]
         F = objective_matrix(metrics, self.objectives)
+        feasible = feasible_mask(metrics, self.objectives)
         self.best = F.min(axis=0)
         self.median = np.median(F, axis=0)
         scale = np.where(self.median > self.best, self.median - self.best, 1.0)
         self.scale = scale
-        mask = pareto_mask(F)
+        mask = np.zeros(len(F), dtype=bool)  # the true front: feasible archs only
+        mask[feasible] = pareto_mask(F[feasible])
         self.true_front_keys = {k for k, on in zip(keys, mask, strict=True) if on}
         self.true_hv = hypervolume(self.normalise(F[mask]), np.ones(len(self.objectives)))
+        if self.true_hv <= 0:
+            raise HwnasError(
+                f"{bench.name}: no feasible arch beats the table's median in every objective, "
+                "so hypervolume ratios are undefined; relax the limits"
+            )
 
     def normalise(self, F: np.ndarray) -> np.ndarray:
         return (F - self.best) / self.scale
 
     def curve(self, metrics: Sequence[dict[str, float] | None]) -> list[float]:
-        """Hypervolume ratio after each evaluation (invalid ones leave it unchanged)."""
+        """Hypervolume ratio after each evaluation (invalid or infeasible ones leave it as is)."""
         ref = np.ones(len(self.objectives))
         front = np.zeros((0, len(self.objectives)))
         out, hv = [], 0.0
         for values in metrics:
-            if values is not None:
+            if values is not None and feasible_mask([values], self.objectives)[0]:
                 point = self.normalise(objective_matrix([values], self.objectives))[0]
                 if not np.any(np.all(front <= point, axis=1)):
                     front = np.vstack([front[~np.all(point <= front, axis=1)], point])
@@ -83,8 +91,11 @@ def run_comparison(
 ) -> dict:
     """Run every searcher for every seed (resuming from ``out/runs.sqlite``) and summarise."""
     progress = progress or SilentProgress()
-    out.mkdir(parents=True, exist_ok=True)
     scorer = Scorer(bench, objectives)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise HwnasError(f"--out {out}: cannot create ({exc.strerror})") from None
     timings_path = out / "timings.json"
     timings = json.loads(timings_path.read_text()) if timings_path.is_file() else {}
     scores: list[RunScore] = []

@@ -79,14 +79,14 @@ class OptunaSearch(Searcher):
                 arch = self._suggest(trial)
                 if arch.key in self._results:
                     self._finish(trial, self._results[arch.key])
-                elif self.is_new(arch) and arch.key not in self._trials:
+                elif self.is_new(arch) and arch.key not in {a.key for a in out}:
                     self._trials[arch.key] = trial
                     out.append(arch)
                     break
                 else:
                     self.study.tell(trial, state=self._optuna.trial.TrialState.FAIL)
             else:
-                out.extend(self.fresh(1, lambda: self.space.sample(self.rng)))
+                out.extend(self.fresh(1, lambda: self.space.sample(self.rng), taken=out))
         return out
 
     def _finish(self, trial: Any, values: Metrics) -> None:

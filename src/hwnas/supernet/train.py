@@ -57,8 +57,13 @@ def phase_of(epoch: int, settings: TrainSettings) -> str | None:
 class SandwichTrainer:
     """Trains an elastic model (``space()``, ``set_active``, ``largest_arch`` ...) on tensors."""
 
-    def __init__(self, model, images, labels, settings: TrainSettings, seed: int = 0, augment=None):
+    def __init__(
+        self, model, images, labels, settings: TrainSettings, seed: int = 0, augment=None,
+        data: dict | None = None,
+    ):  # fmt: skip
+        """``data`` describes the training data; a checkpoint made on other data is refused."""
         self.model = model
+        self.data = data or {}
         self.images, self.labels = images, labels
         self.settings = settings
         self.seed = seed
@@ -109,6 +114,8 @@ class SandwichTrainer:
         phase = phase_of(epoch, settings)
         if phase == "expand" and phase_of(epoch - 1, settings) != "expand":
             self.model.sort_channels()
+            for state in self.optimizer.state.values():  # momentum is in the old channel order
+                state.pop("momentum_buffer", None)
         rng = np.random.default_rng([self.seed, epoch])
         generator = torch.Generator().manual_seed(int(rng.integers(2**31)))
         order = torch.randperm(len(self.images), generator=generator)
@@ -160,13 +167,18 @@ class SandwichTrainer:
 
     # -- checkpoints ----------------------------------------------------------------------
     def save(self, path: Path) -> None:
-        meta = {"epoch": self.epoch, "seed": self.seed, "train": asdict(self.settings),
-                "history": self.history}  # fmt: skip
+        meta = {"epoch": self.epoch, "seed": self.seed, "train": self._identity(),
+                "data": self.data, "history": self.history}  # fmt: skip
         save_checkpoint(path, self.model, meta, self.optimizer)
+
+    def _identity(self) -> dict:
+        """Settings that change the trained weights (not the thread count)."""
+        return {k: v for k, v in asdict(self.settings).items() if k != "threads"}
 
     def restore(self, path: Path) -> None:
         meta = load_checkpoint(path, self.model, self.optimizer)
-        if meta.get("train") != asdict(self.settings) or meta.get("seed") != self.seed:
+        same = (meta.get("train"), meta.get("seed"), meta.get("data"))
+        if same != (self._identity(), self.seed, self.data):
             raise HwnasError(f"{path}: trained with other settings; start a new run instead")
         self.epoch = int(meta["epoch"])
         self.history = list(meta["history"])
