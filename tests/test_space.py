@@ -90,3 +90,11 @@ def test_equal_values_of_another_type_share_the_canonical_option():
     space = Space([ordinal("width", [3, 4]), categorical("flag", [True, False])])
     assert space.make({"width": 3.0, "flag": True}).key == space.make({"width": 3, "flag": 1}).key
     assert type(space.make({"width": 3.0, "flag": True})["width"]) is int
+
+
+def test_corners_are_the_smallest_and_largest_archs():
+    space = stage_space()
+    low, high = space.corners()
+    assert low.to_dict() == {"depth": 1, "op0": "conv", "kernel1": None, "kernel2": None}
+    assert high.to_dict() == {"depth": 3, "op0": "conv", "kernel1": 7, "kernel2": 7}
+    assert Space([categorical("op", ["a", "b"])]).corners() == []

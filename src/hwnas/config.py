@@ -61,6 +61,7 @@ class LatencyConfig(_Strict):
 
 class SearchConfig(_Strict):
     searcher: str = "linas"
+    options: dict[str, Any] = Field(default_factory=dict, description="searcher arguments")
     budget: int = Field(80, ge=1)
     objectives: list[str] = Field(default_factory=lambda: ["accuracy:max", "latency_ms:min"])
     constraints: list[str] = Field(default_factory=list)

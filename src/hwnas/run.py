@@ -62,7 +62,7 @@ def front_of(evaluations: list[Evaluation], objectives) -> list[Evaluation]:
 
 
 def _prepare(config: RunConfig, out: Path) -> tuple:
-    """Data and an untrained super-network; ``out`` is created only once both exist."""
+    """Data and an untrained super-network."""
     from hwnas.data import load_dataset
 
     torch.manual_seed(config.seed)
@@ -72,11 +72,15 @@ def _prepare(config: RunConfig, out: Path) -> tuple:
     model = build_supernet(
         config.supernet.name, config.supernet.overrides, data.in_channels, data.num_classes
     )
+    return data, model
+
+
+def _make_out(out: Path) -> None:
+    """Created only once every input has been checked, so a bad input leaves nothing."""
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise HwnasError(f"--out {out}: cannot create ({exc.strerror})") from None
-    return data, model
 
 
 def _train(config: RunConfig, data, model, out: Path, progress: Progress) -> list:
@@ -106,6 +110,7 @@ def train_job(
     _check_out(out, resume, CHECKPOINT)
     started = time.perf_counter()
     data, model = _prepare(config, out)
+    _make_out(out)
     history = _train(config, data, model, out, progress or SilentProgress())
     return {"checkpoint": str(out / CHECKPOINT), "training": history,
             "seconds": time.perf_counter() - started}  # fmt: skip
@@ -129,6 +134,14 @@ def run_job(
     timings: dict[str, float] = {}
     started = time.perf_counter()
     data, model = _prepare(config, out)
+    space = model.space()
+    try:
+        searcher = make_searcher(
+            config.search.searcher, space, objectives, config.seed, config.search.options
+        )
+    except HwnasError as exc:
+        raise HwnasError(f"search.options: {exc}") from None
+    _make_out(out)
     timings["data"] = time.perf_counter() - started
 
     started = time.perf_counter()
@@ -137,7 +150,6 @@ def run_job(
 
     # -- search -----------------------------------------------------------------------
     started = time.perf_counter()
-    space = model.space()
     input_shape = tuple(data.train.tensors[0].shape[1:])
     val_x, val_y = data.val.tensors
     calibration = calibration_subset(data, config.search.calibration_images, config.seed)
@@ -155,7 +167,7 @@ def run_job(
             space=space,
             evaluator=evaluator,
             objectives=objectives,
-            searcher=make_searcher(config.search.searcher, space, objectives, seed=config.seed),
+            searcher=searcher,
             store=store,
             run_id=RUN_ID,
             budget=config.search.budget,

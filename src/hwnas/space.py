@@ -241,6 +241,15 @@ class Space:
                 values[c.name] = given if given is not None else c.options[0]
         return Arch(self.names, tuple(values[n] for n in self.names))
 
+    def corners(self) -> list[Arch]:
+        """The smallest and largest archs along the ordinal choices (categorical ones at their
+        first option): the two ends of most cost/quality trade-offs. Empty without ordinals."""
+        if not any(c.ordinal for c in self.choices):
+            return []
+        low = {c.name: c.options[0] for c in self.choices}
+        high = {c.name: c.options[-1] if c.ordinal else c.options[0] for c in self.choices}
+        return list({a.key: a for a in (self.make(low), self.make(high))}.values())
+
     # -- numeric views ------------------------------------------------------------------
     def to_indices(self, archs: Sequence[Arch]) -> np.ndarray:
         """Option index per choice, -1 where inactive: the genome that searchers operate on."""

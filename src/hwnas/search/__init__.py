@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from hwnas.errors import HwnasError
 from hwnas.pareto import Objective
@@ -25,13 +26,21 @@ SEARCHERS: dict[str, Callable[..., Searcher]] = {
 
 
 def make_searcher(
-    name: str, space: Space, objectives: Sequence[Objective], seed: int = 0
+    name: str,
+    space: Space,
+    objectives: Sequence[Objective],
+    seed: int = 0,
+    options: Mapping[str, Any] | None = None,
 ) -> Searcher:
+    """Build searcher ``name``; ``options`` are its constructor's keyword arguments."""
     try:
         factory = SEARCHERS[name]
     except KeyError:
         raise HwnasError(f"unknown searcher {name!r}; choose from {', '.join(SEARCHERS)}") from None
-    return factory(space, objectives, seed=seed)
+    try:
+        return factory(space, objectives, seed=seed, **(options or {}))
+    except TypeError as exc:
+        raise HwnasError(f"searcher {name!r}: bad option ({exc})") from None
 
 
 __all__ = ["SEARCHERS", "Searcher", "make_searcher"]
