@@ -33,7 +33,7 @@ class SupernetConfig(_Strict):
 
 
 class TrainConfig(_Strict):
-    epochs: int = Field(6, ge=0)
+    epochs: int = Field(12, ge=0)
     batch_size: int = Field(64, ge=1)
     learning_rate: float = Field(0.05, gt=0)
     weight_decay: float = Field(3e-5, ge=0)

@@ -29,7 +29,7 @@ PHASES = ("full", "kernel", "depth", "expand")  # progressive shrinking, in orde
 
 @dataclass(frozen=True)
 class TrainSettings:
-    epochs: int = 6
+    epochs: int = 12
     batch_size: int = 64
     learning_rate: float = 0.05
     weight_decay: float = 3e-5
