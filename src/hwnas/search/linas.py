@@ -58,6 +58,7 @@ class LINAS(Searcher):
         self.pool_size = pool_size
         self.exhaustive_until = exhaustive_until
         self.reference_quantile = reference_quantile
+        self._last_reference: np.ndarray | None = None
         self._all: list[Arch] | None = None
         self._all_features: np.ndarray | None = None
         if space.size() <= exhaustive_limit:
@@ -84,7 +85,7 @@ class LINAS(Searcher):
         if not pool:
             return []
         F = self.F[valid]
-        models = [self._fit(valid, F[:, j]) for j in range(F.shape[1])]
+        models = [self._fit(valid, F[:, j], j) for j in range(F.shape[1])]
         best = F.min(axis=0)
         reference = np.array(
             [
@@ -94,6 +95,7 @@ class LINAS(Searcher):
                 for m in models
             ]
         )
+        self._last_reference = reference
         scale = np.where(reference > best, reference - best, np.maximum(np.abs(best), 1.0))
         noisy = len(valid) >= self.noise_after
         dists = [m.predict_distribution(features, with_noise=noisy) for m in models]
@@ -114,11 +116,13 @@ class LINAS(Searcher):
         top_up = self.fresh(n - len(chosen), lambda: self.space.sample(self.rng), 0, chosen)
         return chosen + top_up
 
-    def _fit(self, valid: np.ndarray, y: np.ndarray) -> NoisyForest:
-        """Targets worse than 1.5x the median gap are clipped (broken archs must not dominate
-        the fit); out-of-bag noise is measured only where targets beat the median."""
+    def _fit(self, valid: np.ndarray, y: np.ndarray, j: int) -> NoisyForest:
+        """Targets worse than 1.5x the gap to the reference point (the previous round's) are
+        clipped, so broken archs do not dominate the fit; out-of-bag noise is measured only
+        where targets beat the reference: the region the search is scored on."""
         X = self.space.features([self.archs[i] for i in valid])
-        best, median = y.min(), np.median(y)
+        best = y.min()
+        median = self._last_reference[j] if self._last_reference is not None else np.median(y)
         clipped = np.minimum(y, best + 1.5 * (median - best)) if median > best else y
         seed = int(self.rng.integers(2**31))
         return NoisyForest(seed=seed).fit(X, clipped, noise_below=median)
