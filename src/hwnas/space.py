@@ -153,13 +153,6 @@ class Space:
             values[c.name] = c.options[c.index(assignment[c.name])]  # 3.0 and 3 -> one key
         return Arch(self.names, tuple(values[n] for n in self.names))
 
-    def from_json(self, text: str) -> Arch:
-        return self.make(json.loads(text))
-
-    def is_active(self, arch: Arch, name: str) -> bool:
-        return arch[name] is not None
-
-    # -- sampling and variation ---------------------------------------------------------
     def sample(self, rng: np.random.Generator) -> Arch:
         return self._complete({}, rng)
 
