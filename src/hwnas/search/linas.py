@@ -40,7 +40,7 @@ class LINAS(Searcher):
         initial: int = 10,
         samples: int = 32,
         screen: int = 2000,
-        noise_after: int = 100,
+        noise_after: int = 50,
         exhaustive_limit: int = 50_000,
         exhaustive_until: int = 100,
         pool_size: int = 3000,
