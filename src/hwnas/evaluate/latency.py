@@ -28,7 +28,7 @@ class LatencySettings:
     batch_size: int = 1
     warmup: int = 5
     repeats: int = 30
-    max_seconds: float = 2.0
+    max_seconds: float = 1.0  # the same defaults as the run config's latency section
 
 
 @dataclass(frozen=True)

@@ -46,39 +46,25 @@ def write_report(
 
     x_obj, y_obj = objectives[1] if len(objectives) > 1 else objectives[0], objectives[0]
     valid = [e for e in evaluations if e["metrics"] is not None]
-    scatter = go.Figure()
-    scatter.add_trace(
-        go.Scatter(
-            x=[e["metrics"][x_obj.name] for e in valid],
-            y=[e["metrics"][y_obj.name] for e in valid],
-            mode="markers",
-            name="evaluated",
-            text=[e["key"] for e in valid],
-            marker={"color": "lightgray", "size": 7},
-        )
-    )
     ordered = sorted(front, key=lambda e: e["metrics"][x_obj.name])
-    scatter.add_trace(
-        go.Scatter(
-            x=[e["metrics"][x_obj.name] for e in ordered],
-            y=[e["metrics"][y_obj.name] for e in ordered],
-            mode="lines+markers",
-            name="Pareto front",
-            text=[e["key"] for e in ordered],
-            marker={"size": 9},
-        )
-    )
     knee = [e for e in front if e["key"] == knee_key]
-    if knee:
-        scatter.add_trace(
-            go.Scatter(
-                x=[knee[0]["metrics"][x_obj.name]],
-                y=[knee[0]["metrics"][y_obj.name]],
-                mode="markers",
-                name="knee",
-                marker={"size": 16, "symbol": "star", "color": "crimson"},
-            )
+
+    def points(entries: Sequence[dict], name: str, mode: str, marker: dict) -> go.Scatter:
+        return go.Scatter(
+            x=[e["metrics"][x_obj.name] for e in entries],
+            y=[e["metrics"][y_obj.name] for e in entries],
+            text=[e["key"] for e in entries],
+            mode=mode,
+            name=name,
+            marker=marker,
         )
+
+    scatter = go.Figure()
+    scatter.add_trace(points(valid, "evaluated", "markers", {"color": "lightgray", "size": 7}))
+    scatter.add_trace(points(ordered, "Pareto front", "lines+markers", {"size": 9}))
+    if knee:
+        star = {"size": 16, "symbol": "star", "color": "crimson"}
+        scatter.add_trace(points(knee, "knee", "markers", star))
     scatter.update_layout(
         title="Evaluated sub-networks and the Pareto front",
         xaxis_title=x_obj.name,
