@@ -3,10 +3,13 @@ import itertools
 import numpy as np
 import pytest
 
-from helpers import OBJECTIVES, toy_bench
+from helpers import OBJECTIVES, toy_bench, toy_rows
 from hwnas.benchmarks.compare import Scorer
 from hwnas.benchmarks.table import TableBenchmark
+from hwnas.errors import HwnasError
+from hwnas.pareto import Objective
 from hwnas.search import SEARCHERS, make_searcher
+from hwnas.search.base import MISSING_CONSTRAINT_VIOLATION
 from hwnas.store import Store
 from hwnas.study import Study
 
@@ -77,3 +80,169 @@ def test_linas_beats_random_and_nsga2_on_a_learnable_problem(tmp_path):
     for seed in range(3):
         linas = final_ratio("linas", seed)
         assert linas > final_ratio("random", seed) and linas > final_ratio("nsga2", seed)
+
+
+# -- constraints on metrics that are not objectives ------------------------------------------
+
+
+def toy_size(row: dict[str, str]) -> float:
+    """The toy table's hidden size (see ``helpers.toy_rows``): a known function of the arch."""
+    factor = 1.5 if row["op"] == "conv" else 1.0
+    return np.log2(int(row["width"])) * int(row["depth"]) * factor * int(row["kernel"]) / 3
+
+
+def sized_bench() -> TableBenchmark:
+    """The toy problem with a third metric, ``size``, that is not an objective."""
+    rows = [{**row, "size": str(toy_size(row))} for row in toy_rows()]
+    metrics = {"acc": "acc", "lat": "lat", "size": "size"}
+    return TableBenchmark(rows, ["width", "depth", "op", "kernel"], metrics)
+
+
+SIZE_LIMIT = 8.0  # about a fifth of the toy archs are this small
+SIZE = Objective("size", "min", SIZE_LIMIT)
+
+
+def constrained(name, seed, path, bench, budget, constraints, options=None):
+    """Run ``name`` under ``constraints``; returns the searcher and the stored evaluations."""
+    searcher = make_searcher(
+        name, bench.space, OBJECTIVES, seed=seed, options=options, constraints=constraints
+    )
+    with Store(path) as store:
+        done = Study(
+            space=bench.space,
+            evaluator=bench,
+            objectives=OBJECTIVES,
+            searcher=searcher,
+            store=store,
+            run_id="r",
+            budget=budget,
+        ).optimize()
+    return searcher, done
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_searchers_prefer_archs_that_satisfy_a_constraint_on_another_metric(name, tmp_path):
+    bench = sized_bench()
+    options = {"population_size": 20, "sample_size": 10} if name == "evolution" else None
+    winners = []
+    if name == "evolution":  # record tournament winners: the archs it mutates
+        mutate = bench.space.mutate
+        bench.space.mutate = lambda arch, rng, **kw: winners.append(arch) or mutate(arch, rng, **kw)
+    searcher, done = constrained(name, 0, tmp_path / "s.sqlite", bench, 60, [SIZE], options)
+    by_key = {e.arch_key: e.metrics for e in done}
+    size = np.array([by_key[a.key]["size"] for a in searcher.archs])
+    # the violation counts the constraint, a metric the searcher does not optimise
+    np.testing.assert_allclose(searcher.violation, np.maximum(size - SIZE_LIMIT, 0.0))
+    np.testing.assert_allclose(searcher.C[:, 0], size)
+    feasible = set(np.nonzero(size <= SIZE_LIMIT)[0])
+    assert 0 < len(feasible) < len(size)
+    order = searcher.best_first(np.arange(len(size)))
+    assert set(order[: len(feasible)]) == feasible  # every feasible arch ahead of any other
+    if name == "nsga2":  # survival keeps every feasible arch before any violating one
+        population = set(searcher.population)
+        assert feasible <= population or all(size[i] <= SIZE_LIMIT for i in population)
+    if name == "evolution":  # tournaments are won by feasible archs (when one takes part)
+        won = [bench.evaluate(a)["size"] <= SIZE_LIMIT for a in winners]
+        assert len(won) > 10 and np.mean(won) > 0.8
+    if name.startswith("optuna"):  # optuna's sampler sees the constraint too, resumed or not
+        resumed = make_searcher(name, bench.space, OBJECTIVES, seed=1, constraints=[SIZE])
+        resumed.tell(searcher.archs, [by_key[a.key] for a in searcher.archs])
+        assert len(resumed.ask(5)) == 5
+        for study in (searcher.study, resumed.study):
+            trials = [t for t in study.trials if t.state.name == "COMPLETE"]
+            assert len(trials) >= len(searcher.archs)
+            for t in trials:
+                excess = t.user_attrs["constraints"]
+                assert excess == [pytest.approx(toy_size(t.params) - SIZE_LIMIT)]
+                if hasattr(t, "constraints"):  # optuna >= 5 reads them from here
+                    assert list(t.constraints.values()) == excess
+            assert study.best_trials
+            assert all(t.user_attrs["constraints"][0] <= 0 for t in study.best_trials)
+
+
+def test_a_constraint_without_a_limit_is_refused():
+    space = toy_bench().space
+    for name, factory in SEARCHERS.items():
+        with pytest.raises(ValueError, match="size"):
+            factory(space, OBJECTIVES, seed=0, constraints=[Objective("size")])
+        with pytest.raises(HwnasError, match="no limit"):
+            make_searcher(name, space, OBJECTIVES, constraints=[Objective("size", "max")])
+
+
+def test_a_missing_or_nan_constraint_metric_violates_but_the_arch_stays_valid():
+    space = toy_bench().space
+    archs = space.enumerate()[:6]
+    small = Objective("size", "min", 8.0)
+    large = Objective("score", "max", 5.0)
+    searcher = make_searcher("random", space, OBJECTIVES, constraints=[small, large])
+    base = {"acc": 90.0, "lat": 3.0}
+    searcher.tell(
+        archs,
+        [
+            {**base, "size": 7.0, "score": 6.0},  # feasible
+            {**base, "size": 9.5, "score": 4.0},  # over by 1.5 and under by 1
+            {**base, "score": 6.0},  # no size
+            {**base, "size": float("nan"), "score": 6.0},
+            {**base, "size": 7.0, "score": float("inf")},
+            None,  # invalid
+        ],
+    )
+    viol = searcher.violation
+    assert viol[0] == 0.0 and viol[1] == pytest.approx(2.5)
+    assert viol[2] == viol[3] == viol[4] == MISSING_CONSTRAINT_VIOLATION
+    assert np.isinf(viol[5]) and np.all(np.isfinite(viol[:5]))
+    assert np.all(np.isfinite(searcher.F[:5]))  # the objectives still count
+    C = searcher.C
+    np.testing.assert_array_equal(C[:2], [[7.0, -6.0], [9.5, -4.0]])
+    assert np.isnan(C[2, 0]) and np.isnan(C[3, 0]) and np.isnan(C[4, 1]) and np.isnan(C[5]).all()
+    assert list(searcher.best_first(range(6))) == [0, 1, 2, 3, 4, 5]
+
+
+def memory_bench(quantile: float, seed: int = 0) -> tuple[TableBenchmark, float]:
+    """5^5 archs with accuracy and latency as in ``additive_bench`` and a memory metric that
+    grows with the ops (multiplicatively, with an interaction); the limit keeps ``quantile``
+    of the space, the small archs, so most of the good ones are out of bounds."""
+    rng = np.random.default_rng(seed)
+    gain, cost, mem = (np.sort(rng.uniform(0, 1, (5, 5)), axis=1) for _ in range(3))
+    rows = []
+    for combo in itertools.product(range(5), repeat=5):
+        acc = sum(gain[c, o] for c, o in enumerate(combo)) + rng.normal(0, 0.05)
+        lat = sum(cost[c, o] for c, o in enumerate(combo)) + rng.normal(0, 0.05)
+        memory = np.exp(sum(mem[c, o] for c, o in enumerate(combo)))
+        memory *= 1 + 3 * mem[0, combo[0]] * mem[1, combo[1]]
+        row = {f"c{c}": f"op{o}" for c, o in enumerate(combo)}
+        rows.append({**row, "acc": str(acc), "lat": str(lat), "mem": str(memory)})
+    metrics = {"acc": "acc", "lat": "lat", "mem": "mem"}
+    bench = TableBenchmark(rows, [f"c{c}" for c in range(5)], metrics)
+    return bench, float(np.quantile([float(r["mem"]) for r in rows], quantile))
+
+
+def test_linas_learns_a_constraint_and_proposes_mostly_feasible_archs(tmp_path):
+    """A tenth of the space fits in memory; after its initial archs LINAS must mostly propose
+    archs that fit, far more often than random sampling does."""
+    bench, limit = memory_bench(0.1)
+    memory = [Objective("mem", "min", limit)]
+
+    def fits_after_initial(name: str, seed: int) -> np.ndarray:
+        path = tmp_path / f"{name}{seed}.sqlite"
+        _, done = constrained(name, seed, path, bench, 80, memory)
+        return np.array([e.metrics["mem"] <= limit for e in done])[10:]
+
+    for seed in range(2):
+        linas, random = fits_after_initial("linas", seed), fits_after_initial("random", seed)
+        assert linas.mean() > 0.5 and linas.mean() > 4 * random.mean()
+        assert linas[30:].mean() > 0.75  # and more so as the predictor learns
+
+
+def test_linas_heads_for_a_tiny_feasible_region_when_it_has_found_none(tmp_path):
+    """2% of the space fits: its initial random archs find none; then it must not keep
+    sampling at random (about 50 more archs per hit) but go where the predictors say."""
+    bench, limit = memory_bench(0.02, seed=1)
+    memory = [Objective("mem", "min", limit)]
+    for seed in range(2):
+        searcher, done = constrained("linas", seed, tmp_path / f"{seed}.sqlite", bench, 40, memory)
+        fits = np.array([e.metrics["mem"] <= limit for e in done])
+        assert not fits[:10].any()  # the initial phase found nothing: the case under test
+        assert np.argmax(fits) < 14  # found within two rounds of looking
+        assert fits[10:].mean() > 0.2  # ten times the region's share
+        assert set(searcher.best_first(range(40))[: fits.sum()]) == set(np.nonzero(fits)[0])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -31,14 +32,20 @@ def make_searcher(
     objectives: Sequence[Objective],
     seed: int = 0,
     options: Mapping[str, Any] | None = None,
+    constraints: Sequence[Objective] = (),
 ) -> Searcher:
-    """Build searcher ``name``; ``options`` are its constructor's keyword arguments."""
+    """Build searcher ``name``; ``options`` are its constructor's keyword arguments.
+
+    ``constraints`` limit metrics that are not objectives (each needs a ``limit``)."""
+    for constraint in constraints:
+        if constraint.limit is None or not math.isfinite(constraint.limit):
+            raise HwnasError(f"constraint {constraint.name!r} has no limit (a finite number)")
     try:
         factory = SEARCHERS[name]
     except KeyError:
         raise HwnasError(f"unknown searcher {name!r}; choose from {', '.join(SEARCHERS)}") from None
     try:
-        return factory(space, objectives, seed=seed, **(options or {}))
+        return factory(space, objectives, seed=seed, constraints=constraints, **(options or {}))
     except TypeError as exc:
         raise HwnasError(f"searcher {name!r}: bad option ({exc})") from None
 

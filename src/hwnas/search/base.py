@@ -2,6 +2,13 @@
 
 A searcher's state must be rebuildable by replaying stored results through ``tell`` (that is
 how a killed run resumes), so ``tell`` accepts any evaluated archs, asked or not.
+
+Feasibility: an arch violates by the sum of its raw excesses over the limits of the
+objectives and of the ``constraints`` (metrics with a limit that are not optimised). A told
+result that lacks a constraint metric, or holds a non-finite value there, cannot be shown to
+satisfy it: it counts as violating by ``MISSING_CONSTRAINT_VIOLATION`` per such constraint, a
+finite value larger than any real excess, so the arch ranks behind every measured one but
+stays valid (its objectives are known). An infinite violation still means an invalid arch.
 """
 
 from __future__ import annotations
@@ -16,19 +23,37 @@ from hwnas.space import Arch, Space
 
 Metrics = Mapping[str, float] | None
 
+MISSING_CONSTRAINT_VIOLATION = 1e100
+"""Violation added for each constraint whose metric a result lacks (or has as NaN/inf)."""
+
 
 class Searcher(ABC):
     """Base for all searchers: keeps the evaluated archive in minimisation form.
 
     ``batch_size`` is how many archs the study asks for at a time: a generation for NSGA-II,
     one predictor round for LINAS.
+
+    ``constraints`` are metrics that are not optimised but must stay within their ``limit``
+    ("min": value <= limit, "max": value >= limit); every one needs a limit.
     """
 
     batch_size: int = 1
 
-    def __init__(self, space: Space, objectives: Sequence[Objective], seed: int = 0) -> None:
+    def __init__(
+        self,
+        space: Space,
+        objectives: Sequence[Objective],
+        seed: int = 0,
+        constraints: Sequence[Objective] = (),
+    ) -> None:
         if not objectives:
             raise ValueError("a searcher needs at least one objective")
+        for constraint in constraints:
+            if constraint.limit is None:
+                raise ValueError(f"constraint {constraint.name!r} has no limit")
+            if not np.isfinite(constraint.limit):
+                raise ValueError(f"constraint {constraint.name!r}: limit must be finite")
+        self.constraints = tuple(constraints)
         self.space = space
         self.objectives = tuple(objectives)
         self.seed = seed
@@ -36,6 +61,7 @@ class Searcher(ABC):
         self.archs: list[Arch] = []
         self._rows: list[np.ndarray] = []
         self._violations: list[float] = []
+        self._constraint_rows: list[np.ndarray] = []
         self._told: set[str] = set()
         self._pending: set[str] = set()
 
@@ -57,6 +83,10 @@ class Searcher(ABC):
             self.archs.append(arch)
             row, violation = self._objective_row(values)
             self._rows.append(row)
+            constraint_row = self._constraint_row(values)
+            if self.constraints and np.isfinite(violation):
+                violation += _constraint_violation(constraint_row, self.constraint_limits)
+            self._constraint_rows.append(constraint_row)
             self._violations.append(violation)
             new.append(len(self.archs) - 1)
         if new:
@@ -78,6 +108,20 @@ class Searcher(ABC):
         return np.vstack(self._rows)
 
     @property
+    def C(self) -> np.ndarray:
+        """Constraint metric matrix of the archive, in minimisation form (compare with
+        ``constraint_limits``), for model-based searchers to learn from; NaN where a result
+        lacks the metric or holds a non-finite value, and for ``None`` results."""
+        if not self._constraint_rows:
+            return np.zeros((0, len(self.constraints)))
+        return np.vstack(self._constraint_rows)
+
+    @property
+    def constraint_limits(self) -> np.ndarray:
+        """The constraints' limits in minimisation form."""
+        return np.array([float(c.to_min(c.limit)) for c in self.constraints])
+
+    @property
     def violation(self) -> np.ndarray:
         """Constraint violation per archived arch: 0 feasible, >0 violating, inf invalid."""
         return np.asarray(self._violations, dtype=float)
@@ -97,6 +141,19 @@ class Searcher(ABC):
             if o.limit is not None
         )
         return row, float(violation)
+
+    def _constraint_row(self, values: Metrics) -> np.ndarray:
+        row = np.full(len(self.constraints), np.nan)
+        if values is None:
+            return row
+        for j, c in enumerate(self.constraints):
+            try:
+                value = float(c.to_min(float(values[c.name])))
+            except (KeyError, TypeError, ValueError):
+                continue
+            if np.isfinite(value):
+                row[j] = value
+        return row
 
     def best_first(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
         """Order archive indices as NSGA-II survival does: feasibility, front, crowding."""
@@ -142,3 +199,9 @@ class Searcher(ABC):
             if self.is_new(arch) and arch.key not in out and arch.key not in excluded:
                 out[arch.key] = arch
         return list(out.values())
+
+
+def _constraint_violation(row: np.ndarray, limits: np.ndarray) -> float:
+    """Summed excess of a constraint row over its limits; an unknown value violates."""
+    excess = np.where(np.isnan(row), MISSING_CONSTRAINT_VIOLATION, np.maximum(row - limits, 0.0))
+    return float(np.sum(excess))

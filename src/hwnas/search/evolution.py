@@ -1,8 +1,8 @@
 """Regularized (aging) evolution, single objective (Real et al., 2019).
 
-Optimises the first objective; limits on any objective act as constraints (a violating arch
-always loses a tournament to a feasible one). The population is the most recent archs, so
-old lucky ones age out instead of dominating forever.
+Optimises the first objective; limits on any objective and ``constraints`` on other metrics
+act as constraints (a violating arch always loses a tournament to a feasible one). The
+population is the most recent archs, so old lucky ones age out instead of dominating forever.
 """
 
 from __future__ import annotations
@@ -22,8 +22,9 @@ class RegularizedEvolution(Searcher):
         seed: int = 0,
         population_size: int = 50,
         sample_size: int = 10,
+        constraints: Sequence[Objective] = (),
     ) -> None:
-        super().__init__(space, objectives, seed)
+        super().__init__(space, objectives, seed, constraints)
         self.population_size = population_size
         self.sample_size = sample_size
         self.batch_size = max(1, sample_size // 2)

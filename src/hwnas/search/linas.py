@@ -17,6 +17,17 @@ What makes it sample-efficient where plain surrogate screening is not:
 Objectives are scaled by the best value seen and a reference point at a quantile of the
 *predicted* objectives over the space (the worst by default; the median when only archs
 better than a typical one matter), without knowing the space's true statistics.
+
+Constraints (metrics with a limit that are not optimised, such as memory) get a predictor
+each too, fitted on the valid archs that report the metric: a forest on the residuals of a
+ridge trend, since a limit usually sits in a tail of a cost metric, where a forest alone never
+reaches. A candidate beyond a limit even at two spreads is dropped, and so is one whose
+predicted value is beyond it while others are predicted within all limits (when none is, the
+closest to feasible are sent). The expected improvement only counts the Monte-Carlo samples in
+which every constraint holds, so an uncertain candidate is worth its chance of being feasible.
+While nothing evaluated is feasible, after the initial archs, the candidates with the smallest
+predicted violation are sent instead of random ones. Without constraints none of this runs,
+and the random stream is the one it always was.
 """
 
 from __future__ import annotations
@@ -24,6 +35,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from scipy.special import ndtr
+from sklearn.linear_model import RidgeCV
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 from hwnas.pareto import Objective, crowding_distance, non_dominated_sort, pareto_mask
 from hwnas.predictors import NoisyForest
@@ -46,11 +61,12 @@ class LINAS(Searcher):
         pool_size: int = 3000,
         reference_sample: int = 2000,
         reference_quantile: float = 1.0,
+        constraints: Sequence[Objective] = (),
     ) -> None:
         """``reference_quantile`` places the hypervolume reference point at that quantile of
         the predicted objectives over the space: 1.0 values the whole front, 0.5 only archs
         better than a typical one in every objective (what the NAS-Bench-201 score counts)."""
-        super().__init__(space, objectives, seed)
+        super().__init__(space, objectives, seed, constraints)
         self.initial = initial
         self.samples = samples
         self.screen = screen
@@ -77,6 +93,8 @@ class LINAS(Searcher):
         valid = np.nonzero(np.isfinite(self.violation))[0]
         feasible = self.violation[valid] == 0
         if len(valid) < self.initial or not feasible.any():
+            if self.constraints and len(valid) >= self.initial:
+                return self._toward_feasible(valid, n)
             corners = [a for a in self.space.corners() if self.is_new(a)][:n]
             return corners + self.fresh(
                 n - len(corners), lambda: self.space.sample(self.rng), taken=corners
@@ -107,11 +125,29 @@ class LINAS(Searcher):
             [np.inf if o.limit is None else o.to_min(o.limit) for o in self.objectives]
         )
         surely_violating = np.any(mean - 2 * spread > ((limits - best) / scale), axis=1)
+        margin = None
+        if self.constraints:
+            margin = self._constraint_margin(valid, features, noisy)
+            excess, constraint_spread = margin
+            surely_violating |= np.any(excess - 2 * constraint_spread > 0, axis=1)
+            likely = ~surely_violating & np.all(excess <= 0, axis=1)
+            if not likely.any():  # no candidate is predicted feasible: go for the closest
+                order = _least_violating(excess, constraint_spread)
+                chosen = [pool[i] for i in order[:n]]
+                top_up = self.fresh(n - len(chosen), lambda: self.space.sample(self.rng), 0, chosen)
+                return chosen + top_up
+            surely_violating |= ~likely
         mean[surely_violating] = np.inf  # never preferred, whatever the sampling says
         if F.shape[1] == 2:
-            picks = self._expected_improvement_batch(front, mean, spread, n)
+            picks = self._expected_improvement_batch(front, mean, spread, n, margin)
         else:
             picks = list(_rank_and_crowd(mean)[:n])
+        if margin is not None and len(picks) < n:
+            # nothing else promises improvement: the best predicted of the likely feasible
+            likely_at = np.nonzero(likely)[0]
+            taken = set(picks)
+            ranked = [int(i) for i in likely_at[_rank_and_crowd(mean[likely_at])]]
+            picks += [i for i in ranked if i not in taken][: n - len(picks)]
         chosen = [pool[i] for i in picks]
         top_up = self.fresh(n - len(chosen), lambda: self.space.sample(self.rng), 0, chosen)
         return chosen + top_up
@@ -127,19 +163,68 @@ class LINAS(Searcher):
         seed = int(self.rng.integers(2**31))
         return NoisyForest(seed=seed).fit(X, clipped, noise_below=median)
 
-    def _candidates(self) -> tuple[list[Arch], np.ndarray]:
+    # -- constraints -------------------------------------------------------------------
+    def _constraint_margin(
+        self, valid: np.ndarray, features: np.ndarray, noisy: bool
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Predicted excess over each constraint's limit (minimisation form; <= 0 feasible)
+        and its spread, per candidate. A constraint that fewer than two valid archs report
+        predicts nothing: excess -inf, spread 0 (it neither filters nor weighs)."""
+        excess = np.full((len(features), len(self.constraints)), -np.inf)
+        spread = np.zeros_like(excess)
+        C = self.C[valid]
+        X = self.space.features([self.archs[i] for i in valid])
+        for j, limit in enumerate(self.constraint_limits):
+            known = np.isfinite(C[:, j])
+            if known.sum() < 2:
+                continue
+            seed = int(self.rng.integers(2**31))
+            model = _TrendForest(seed).fit(X[known], C[known, j])
+            mean, sd = model.predict_distribution(features, with_noise=noisy)
+            excess[:, j], spread[:, j] = mean - limit, sd
+        return excess, spread
+
+    def _toward_feasible(self, valid: np.ndarray, n: int) -> list[Arch]:
+        """Nothing feasible yet: send the candidates with the smallest predicted violation
+        (constraints and objective limits, summed as the archive's violation is), the likelier
+        feasible first among equals, rather than spend the budget on random archs."""
+        least = valid[np.argsort(self.violation[valid], kind="stable")[:10]]
+        pool, features = self._candidates(parents=least)
+        if not pool:
+            return []
+        noisy = len(valid) >= self.noise_after
+        excess, spread = self._constraint_margin(valid, features, noisy)
+        F = self.F[valid]
+        X = self.space.features([self.archs[i] for i in valid])
+        for j, o in enumerate(self.objectives):
+            if o.limit is None:
+                continue
+            seed = int(self.rng.integers(2**31))
+            mean, sd = _TrendForest(seed).fit(X, F[:, j]).predict_distribution(features, noisy)
+            excess = np.column_stack([excess, mean - o.to_min(o.limit)])
+            spread = np.column_stack([spread, sd])
+        chosen = [pool[i] for i in _least_violating(excess, spread)[:n]]
+        top_up = self.fresh(n - len(chosen), lambda: self.space.sample(self.rng), 0, chosen)
+        return chosen + top_up
+
+    # -- candidates ----------------------------------------------------------------------
+    def _candidates(self, parents: np.ndarray | None = None) -> tuple[list[Arch], np.ndarray]:
         """Every unseen arch while the predictors are young (if the space is small enough),
-        then mutants of the front: locality finds the lucky archs that no predictor can."""
+        then mutants of the front: locality finds the lucky archs that no predictor can.
+        ``parents`` (archive indices) replace the front as the archs to mutate."""
         if self._all is not None and len(self.archs) < self.exhaustive_until:
             keep = [i for i, a in enumerate(self._all) if self.is_new(a)]
             return [self._all[i] for i in keep], self._all_features[keep]
-        return self._mutant_pool()
+        return self._mutant_pool(parents)
 
-    def _mutant_pool(self) -> tuple[list[Arch], np.ndarray]:
-        """One- and two-step mutants of the evaluated front's first layers, plus random archs."""
-        feasible = np.nonzero(self.violation == 0)[0]
-        layers = non_dominated_sort(self.F[feasible])[:3]
-        parents = [self.archs[i] for i in feasible[np.concatenate(layers)]]
+    def _mutant_pool(self, parents: np.ndarray | None = None) -> tuple[list[Arch], np.ndarray]:
+        """One- and two-step mutants of the evaluated front's first layers (or of
+        ``parents``), plus random archs."""
+        if parents is None:
+            feasible = np.nonzero(self.violation == 0)[0]
+            layers = non_dominated_sort(self.F[feasible])[:3]
+            parents = feasible[np.concatenate(layers)]
+        parents = [self.archs[i] for i in parents]
         pool: dict[str, Arch] = {}
         for _ in range(self.pool_size):
             arch = parents[self.rng.integers(len(parents))]
@@ -155,10 +240,21 @@ class LINAS(Searcher):
         return archs, self.space.features(archs) if archs else np.zeros((0, 0))
 
     def _expected_improvement_batch(
-        self, front: np.ndarray, mean: np.ndarray, spread: np.ndarray, n: int
+        self,
+        front: np.ndarray,
+        mean: np.ndarray,
+        spread: np.ndarray,
+        n: int,
+        margin: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> list[int]:
-        """Greedy batch by Monte-Carlo expected hypervolume improvement with fantasies."""
+        """Greedy batch by Monte-Carlo expected hypervolume improvement with fantasies.
+
+        With constraint ``margin`` (predicted excess and spread), a sample's gain counts only
+        where its drawn constraint values are all within the limits, and only then does the
+        pick join that sample's front."""
         optimistic = _hypervolume_gain(front, mean - 2 * spread)
+        if margin is not None:
+            optimistic = optimistic * np.prod(_probability_below_zero(*margin), axis=1)
         screened = np.nonzero(optimistic > 0)[0]
         screened = screened[np.argsort(-optimistic[screened], kind="stable")[: self.screen]]
         if len(screened) == 0:
@@ -166,17 +262,67 @@ class LINAS(Searcher):
         draws = mean[screened] + spread[screened] * self.rng.standard_normal(
             (self.samples, len(screened), 2)
         )
+        holds = None
+        if margin is not None:
+            excess, sd = margin[0][screened], margin[1][screened]
+            noise = self.rng.standard_normal((self.samples, *excess.shape))
+            holds = np.all(excess + sd * noise <= 0, axis=2)  # (samples, screened)
         fronts = [front] * self.samples
         picks: list[int] = []
         for _ in range(min(n, len(screened))):
-            gain = np.mean([_hypervolume_gain(f, d) for f, d in zip(fronts, draws, strict=True)], 0)
+            gains = [_hypervolume_gain(f, d) for f, d in zip(fronts, draws, strict=True)]
+            if holds is not None:
+                gains = [g * h for g, h in zip(gains, holds, strict=True)]
+            gain = np.mean(gains, 0)
             gain[picks] = -1.0
             best = int(np.argmax(gain))
             if gain[best] <= 0:
                 break
             picks.append(best)
-            fronts = [_add_to_front(f, d[best]) for f, d in zip(fronts, draws, strict=True)]
+            fronts = [
+                _add_to_front(f, d[best]) if holds is None or holds[s, best] else f
+                for s, (f, d) in enumerate(zip(fronts, draws, strict=True))
+            ]
         return [int(screened[i]) for i in picks]
+
+
+class _TrendForest:
+    """A ``NoisyForest`` on the residuals of a linear trend: the predictor of limited metrics.
+
+    Cost metrics (parameters, memory, FLOPs) are close to additive over the choices, and a
+    limit on them typically sits in a tail of their range, where a forest alone cannot reach:
+    its predictions never leave the range it was trained on and shrink towards the middle. The
+    ridge trend extrapolates; the forest adds the interactions and the spread."""
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> _TrendForest:
+        self.trend_ = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-3, 3, 13)))
+        self.trend_.fit(X, y)
+        self.forest_ = NoisyForest(seed=self.seed).fit(X, y - self.trend_.predict(X))
+        return self
+
+    def predict_distribution(
+        self, X: np.ndarray, with_noise: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
+        mean, spread = self.forest_.predict_distribution(X, with_noise)
+        return mean + self.trend_.predict(X), spread
+
+
+def _least_violating(excess: np.ndarray, spread: np.ndarray) -> np.ndarray:
+    """Candidate indices by predicted violation (the summed positive excess), the likelier
+    feasible first among equals (such as all those predicted feasible)."""
+    violation = np.sum(np.maximum(excess, 0.0), axis=1)
+    feasible = np.prod(_probability_below_zero(excess, spread), axis=1)
+    return np.lexsort((-feasible, violation))
+
+
+def _probability_below_zero(mean: np.ndarray, spread: np.ndarray) -> np.ndarray:
+    """Elementwise P(X <= 0) for X ~ Normal(mean, spread); a step where the spread is 0."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(spread > 0, -mean / np.where(spread > 0, spread, 1.0), 0.0)
+    return np.where(spread > 0, ndtr(z), (mean <= 0).astype(float))
 
 
 def _add_to_front(front: np.ndarray, point: np.ndarray) -> np.ndarray:

@@ -5,7 +5,8 @@ from simulated binary crossover and polynomial mutation with rounding on the opt
 genome, pymoo's stock operators for integer problems. Ordered option indices give these
 operators a sense of "nearby" that uniform operators lack. An offspring already evaluated or
 pending is discarded, so every evaluation is new. Survival keeps the best
-``population_size`` of parents and offspring.
+``population_size`` of parents and offspring. Limits on objectives and ``constraints`` count
+through the violation: a feasible arch always ranks ahead of a violating one.
 """
 
 from __future__ import annotations
@@ -33,8 +34,9 @@ class NSGA2(Searcher):
         population_size: int = 20,
         crossover_eta: float = 15.0,
         mutation_eta: float = 20.0,
+        constraints: Sequence[Objective] = (),
     ) -> None:
-        super().__init__(space, objectives, seed)
+        super().__init__(space, objectives, seed, constraints)
         self.population_size = population_size
         self.batch_size = population_size
         upper = np.array([len(c.options) - 1 for c in space.choices], dtype=float)

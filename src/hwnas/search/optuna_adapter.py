@@ -3,6 +3,12 @@
 Optuna is an optional extra. Its samplers may propose an arch that was already evaluated;
 such a trial is told its known result at once (free) and the sampler is asked again, so the
 budget is only spent on new archs.
+
+Constraints reach the sampler as each finished trial's constraint values: the excess over
+each limit in minimisation form (value minus limit; <= 0 is feasible), also kept as the user
+attribute ``constraints``. Optuna 5 reads them from ``Trial.set_constraint``; older versions
+through the sampler's ``constraints_func``. A result lacking a constraint metric carries
+``MISSING_CONSTRAINT_VIOLATION`` there. Without constraints the sampler is built as before.
 """
 
 from __future__ import annotations
@@ -11,9 +17,11 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from hwnas.errors import HwnasError
 from hwnas.pareto import Objective
-from hwnas.search.base import Metrics, Searcher
+from hwnas.search.base import MISSING_CONSTRAINT_VIOLATION, Metrics, Searcher
 from hwnas.space import Arch, Space
 
 
@@ -39,16 +47,30 @@ class OptunaSearch(Searcher):
         sampler: str = "tpe",
         population_size: int = 20,
         max_retries: int = 20,
+        constraints: Sequence[Objective] = (),
     ) -> None:
-        super().__init__(space, objectives, seed)
+        super().__init__(space, objectives, seed, constraints)
         optuna = _optuna()
+        # optuna >= 5 takes constraint values set on the trial; before, only constraints_func
+        self._set_constraint = hasattr(optuna.trial.Trial, "set_constraint")
+        extra: dict[str, Any] = {}
+        if self.constraints and not self._set_constraint:
+            extra["constraints_func"] = _constraint_excess
+        names = [c.name for c in self.constraints]
+        self._constraint_keys = [
+            n if names.count(n) == 1 else f"{n}#{j}" for j, n in enumerate(names)
+        ]
         if sampler == "tpe":
             with warnings.catch_warnings():  # `group` is marked experimental; it handles conditions
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                made = optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True)
+                made = optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, **extra)
             self.batch_size = 1
         elif sampler == "nsga2":
-            made = optuna.samplers.NSGAIISampler(seed=seed, population_size=population_size)
+            with warnings.catch_warnings():  # so is `constraints_func` (optuna < 5)
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                made = optuna.samplers.NSGAIISampler(
+                    seed=seed, population_size=population_size, **extra
+                )
             self.batch_size = population_size
         else:
             raise HwnasError(f"unknown optuna sampler {sampler!r}; use tpe or nsga2")
@@ -93,7 +115,19 @@ class OptunaSearch(Searcher):
         if values is None:
             self.study.tell(trial, state=self._optuna.trial.TrialState.FAIL)
         else:
+            if self.constraints:
+                excess = self._excess(values)
+                trial.set_user_attr(_USER_ATTR, excess)
+                if self._set_constraint:
+                    for key, value in zip(self._constraint_keys, excess, strict=True):
+                        trial.set_constraint(key, value)
             self.study.tell(trial, [float(values[o.name]) for o in self.objectives])
+
+    def _excess(self, values: Metrics) -> list[float]:
+        """Each constraint's value minus its limit, in minimisation form (<= 0 feasible)."""
+        row = self._constraint_row(values)
+        excess = np.where(np.isnan(row), MISSING_CONSTRAINT_VIOLATION, row - self.constraint_limits)
+        return [float(e) for e in excess]
 
     def tell(self, archs: Sequence[Arch], metrics: Sequence[Metrics]) -> None:
         for arch, values in zip(archs, metrics, strict=True):
@@ -110,6 +144,12 @@ class OptunaSearch(Searcher):
     def _add_replayed(self, arch: Arch, values: Metrics) -> None:
         """A result from the store that this sampler never asked for (resume)."""
         params = {n: v for n, v in arch.to_dict().items() if v is not None}
+        attrs: dict[str, dict[str, Any]] = {}
+        excess = self._excess(values) if self.constraints and values is not None else None
+        if excess is not None:
+            attrs["user_attrs"] = {_USER_ATTR: excess}
+            if not self._set_constraint:  # add_trial skips the hook that calls constraints_func
+                attrs["system_attrs"] = {_legacy_constraints_key(): tuple(excess)}
         frozen = self._optuna.trial.create_trial(
             params=params,
             distributions={n: self._distributions[n] for n in params},
@@ -119,5 +159,26 @@ class OptunaSearch(Searcher):
                 if values is None
                 else self._optuna.trial.TrialState.COMPLETE
             ),
+            **attrs,
         )
+        if excess is not None and self._set_constraint:
+            for key, value in zip(self._constraint_keys, excess, strict=True):
+                frozen.set_constraint(key, value)
         self.study.add_trial(frozen)
+
+
+_USER_ATTR = "constraints"
+
+
+def _constraint_excess(trial: Any) -> list[float]:
+    """Optuna's ``constraints_func``: the excesses stored on the trial when it was told."""
+    return list(trial.user_attrs[_USER_ATTR])
+
+
+def _legacy_constraints_key() -> str:
+    """Where Optuna < 5 keeps a trial's ``constraints_func`` values (a private name)."""
+    try:
+        from optuna.study._constrained_optimization import _CONSTRAINTS_KEY
+    except ImportError:  # pragma: no cover - moved in some version
+        return "constraints"
+    return _CONSTRAINTS_KEY
