@@ -13,6 +13,7 @@ import numpy as np
 
 from hwnas.benchmarks.table import TableBenchmark
 from hwnas.pareto import Objective
+from hwnas.supernet import MobileNetConfig
 
 OBJECTIVES = [Objective("acc", "max"), Objective("lat", "min")]
 
@@ -70,3 +71,16 @@ def kill_when_stored(job: subprocess.Popen, store_path: Path, run_id: str, count
         job.send_signal(signal.SIGKILL)
     finally:
         job.wait()
+
+
+# Odd shapes on purpose: three stages, strides off the usual pattern, an odd resolution.
+ODD_CONFIG = MobileNetConfig(
+    widths=(8, 16, 24),
+    strides=(2, 1, 2),
+    se_stages=(True, False, True),
+    hswish_stages=(True, True, False),
+    depths=(1, 3),
+    kernels=(3, 7),
+    resolutions=(17, 32),
+    se_reduction=8,
+)

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import numpy as np
@@ -6,6 +7,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from helpers import ODD_CONFIG
 from hwnas.errors import HwnasError
 from hwnas.supernet import (
     ElasticMobileNet,
@@ -194,18 +196,7 @@ def count(sub: nn.Module, resolution: int) -> tuple[int, int]:
     "config",
     [
         MobileNetConfig(),
-        MobileNetConfig(
-            num_classes=7,
-            stem_stride=2,
-            widths=(8, 16, 24),
-            strides=(2, 1, 2),
-            se_stages=(True, False, True),
-            hswish_stages=(True, True, False),
-            depths=(1, 3),
-            kernels=(3, 7),
-            resolutions=(17, 32),
-            se_reduction=8,
-        ),
+        dataclasses.replace(ODD_CONFIG, num_classes=7),
     ],
 )
 def test_analytic_macs_and_params_match_torch_counters(config):
