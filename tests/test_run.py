@@ -12,6 +12,7 @@ from hwnas.evaluate.accuracy import recalibrate_batchnorm
 from hwnas.export import export_subnet
 from hwnas.store import Store
 from hwnas.supernet import build_supernet
+from hwnas.supernet.memory import peak_activation_bytes
 from hwnas.supernet.train import SandwichTrainer, TrainSettings
 
 TINY = """
@@ -21,7 +22,7 @@ supernet:
               kernels: [3, 5], resolutions: [16, 24], final_width: 32}
 train: {epochs: 1, batch_size: 256}
 search: {budget: BUDGET, calibration_images: 64, constraints: ["latency_ms <= 1000"]}
-latency: {repeats: 3, warmup: 1, max_seconds: 0.05}
+latency: {min_runs: 3, warmup: 1, max_seconds: 0.05}
 """
 
 
@@ -44,7 +45,8 @@ def hwnas(*args):
         ("train: {epochs: many}", "train.epochs"),
         ("search: {objectives: ['accuracy:best']}", "accuracy:best"),
         ("search: {constraints: ['latency_ms < 2']}", "latency_ms < 2"),
-        ("search: {constraints: ['macs <= 2']}", "'macs' is not an objective"),
+        ("latency: {source: 'table'}", "expected measured or profile:FILE"),
+        ("latency: {min_runs: 20, max_runs: 10}", "max_runs must be at least min_runs"),
         ("search: {constraints: ['accuracy <= 50']}", "its limit takes >="),
         ("search: {constraints: ['latency_ms <= nan']}", "latency_ms <= nan"),
         ("search: {objectives: []}", "at least one objective"),
@@ -71,7 +73,23 @@ def test_unknown_objective_metric_is_refused_before_training(tmp_path):
     path.write_text("search: {objectives: ['acc:max', 'latency_ms:min']}")
     r = hwnas("run", "--config", path, "--out", tmp_path / "o")
     assert r.returncode == 2 and "no metric 'acc'" in r.stderr
+    r = hwnas("run", "--constraint", "flops <= 3", "--out", tmp_path / "o")
+    assert r.returncode == 2 and "search.constraints: no metric 'flops'" in r.stderr
+    r = hwnas("run", "--objective", "accuracy:best", "--out", tmp_path / "o")
+    assert r.returncode == 2 and r.stderr.startswith("hwnas: error: command line:")
+    r = hwnas("run", "--latency", "profile:" + str(tmp_path / "none.json"), "--out", tmp_path / "o")
+    assert r.returncode == 2 and "none.json: no such file" in r.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_constraints_on_any_metric_are_split_from_objective_limits():
+    search = RunConfig().search.model_copy(
+        update={"constraints": ["latency_ms <= 2", "peak_memory_kb <= 64", "accuracy >= 50"]}
+    )
+    limits = {o.name: o.limit for o in search.parsed_objectives()}
+    assert limits == {"accuracy": 50.0, "latency_ms": 2.0}
+    (memory,) = search.parsed_constraints()
+    assert (memory.name, memory.direction, memory.limit) == ("peak_memory_kb", "min", 64.0)
 
 
 def test_missing_config_and_data_paths(tmp_path):
@@ -188,3 +206,49 @@ def test_progressive_shrinking_opens_one_dimension_at_a_time():
     assert varied["kernel"] == {"kernel"}
     assert varied["depth"] <= {"kernel", "depth"} and "depth" in varied["depth"]
     assert {"expand", "resolution"} <= varied["expand"]
+
+
+def test_search_on_a_profile_keeps_to_a_memory_constraint(tmp_path):
+    """--latency profile:FILE needs no measuring during the search; violators are stored but
+    never enter the front; exported models are timed here next to the profile's estimate."""
+    config = tiny_config(tmp_path, budget=12)
+    profile = tmp_path / "device.json"
+    r = hwnas("profile", "--config", config, "--out", profile, "--samples", 12, "--rounds", 1)
+    assert r.returncode == 0, r.stderr
+    r = hwnas("profile", "--config", config, "--out", profile)
+    assert r.returncode == 2 and "already exists" in r.stderr
+
+    model = build_supernet("mobilenet", yaml_overrides(config), 1, 10)
+    peaks = sorted(peak_activation_bytes(model.space().sample(rng), model.config, 32) / 1024
+                   for rng in map(__import__("numpy").random.default_rng, range(40)))  # fmt: skip
+    limit = peaks[len(peaks) // 2]  # about half the space is over it
+    out = tmp_path / "run"
+    r = hwnas("run", "--config", config, "--out", out, "--latency", f"profile:{profile}",
+              "--constraint", f"peak_memory_kb <= {limit}")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["constraints"] == [{"name": "peak_memory_kb", "direction": "min",
+                                       "limit": limit}]  # fmt: skip
+    assert summary["front"] and all(f["metrics"]["peak_memory_kb"] <= limit
+                                    for f in summary["front"])  # fmt: skip
+    with Store(out / "run.sqlite") as store:
+        stored = store.evaluations("main")
+    assert len(stored) == 12 and all("latency_table_ms" in e.metrics for e in stored)
+    assert any(e.metrics["peak_memory_kb"] > limit for e in stored)  # kept, but not in front
+    for info in summary["exported"].values():
+        assert info["measured_latency_ms_here"] > 0
+        assert info["profile_error"] == pytest.approx(
+            info["profile_latency_ms"] / info["measured_latency_ms_here"] - 1
+        )
+
+    other = tmp_path / "other.yaml"
+    other.write_text(config.read_text().replace("kernels: [3, 5]", "kernels: [3]"))
+    r = hwnas("run", "--config", other, "--out", tmp_path / "o2", "--latency", f"profile:{profile}")
+    assert r.returncode == 2 and "made for another space (kernels" in r.stderr
+    assert not (tmp_path / "o2").exists()
+
+
+def yaml_overrides(config):
+    import yaml
+
+    return yaml.safe_load(config.read_text())["supernet"]["overrides"]

@@ -111,16 +111,74 @@ def run_command(
     config: ConfigFile = None,
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("runs/main"),
     resume: Annotated[bool, typer.Option(help="Continue a killed run from its store.")] = False,
+    latency: Annotated[
+        str | None,
+        typer.Option(help="measured, or profile:FILE (a profile from hwnas profile)."),
+    ] = None,
+    objective: Annotated[
+        list[str] | None,
+        typer.Option(help="NAME:min|max, repeatable; replaces the config's objectives."),
+    ] = None,
+    constraint: Annotated[
+        list[str] | None,
+        typer.Option(help="'NAME <= LIMIT' or '>=', on any metric; repeatable; replaces."),
+    ] = None,
 ) -> None:
     """The main job: train the super-network, search it, export the chosen sub-networks."""
-    from hwnas.config import load_config
+    from hwnas.config import load_config, with_overrides
     from hwnas.console import RichProgress, print_run
     from hwnas.run import run_job
 
-    settings = load_config(config)
+    changes = {
+        key: value
+        for key, value in (
+            ("latency.source", latency),
+            ("search.objectives", objective),
+            ("search.constraints", constraint),
+        )
+        if value is not None
+    }
+    settings = with_overrides(load_config(config), changes)
     with RichProgress() as progress:
         summary = run_job(settings, out, resume=resume, progress=progress)
     print_run(summary, out)
+
+
+@app.command("profile")
+def profile_command(
+    out: Annotated[
+        Path, typer.Option(help="Profile to write (PROFILE.json); with --check, a folder.")
+    ],
+    config: ConfigFile = None,
+    check: Annotated[
+        Path | None,
+        typer.Option(help="Measure fresh sub-networks here and score this profile on them."),
+    ] = None,
+    samples: Annotated[
+        int, typer.Option(min=10, help="Sub-networks measured to fit (or with --check, to test).")
+    ] = 200,
+    rounds: Annotated[int, typer.Option(min=1, help="Timing rounds per table layer.")] = 5,
+) -> None:
+    """Profile this machine for the configured super-network: a per-layer latency lookup
+    table and a predictor, in one JSON file usable anywhere with --latency profile:FILE."""
+    from hwnas.console import RichProgress, print_profile
+
+    if check is not None:
+        if config is not None:
+            raise HwnasError("--check takes the space from the profile; drop --config")
+        from hwnas.profiling import check_job
+
+        with RichProgress() as progress:
+            result = check_job(check, samples, out, progress=progress)
+        print_profile(result, out / "check.json")
+        return
+    from hwnas.config import load_config
+    from hwnas.profiling import profile_job
+
+    settings = load_config(config)
+    with RichProgress() as progress:
+        result = profile_job(settings, out, samples, rounds, progress)
+    print_profile({**result, **result["validation"]}, out)
 
 
 @app.command("train")

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from hwnas.errors import HwnasError
 from hwnas.pareto import Objective
+
+if TYPE_CHECKING:
+    from hwnas.hardware.measure import LatencySettings
 
 
 class _Strict(BaseModel):
@@ -51,12 +54,40 @@ class TrainConfig(_Strict):
 
 
 class LatencyConfig(_Strict):
+    """Where ``latency_ms`` comes from and, when measured, how.
+
+    ``source`` is ``measured`` (time each sub-network here) or ``profile:FILE`` (estimate it
+    from a device profile made by ``hwnas profile``; the profile's own settings then apply).
+    """
+
+    source: str = "measured"
     backend: Literal["onnxruntime", "torch"] = "onnxruntime"
     threads: int = Field(1, ge=1)
     batch_size: int = Field(1, ge=1)
-    warmup: int = Field(5, ge=0)
-    repeats: int = Field(30, ge=3)
-    max_seconds: float = Field(1.0, gt=0)
+    warmup: int = Field(10, ge=0)
+    min_runs: int = Field(10, ge=3)
+    max_runs: int = Field(2000, ge=3)
+    target_ci: float = Field(0.01, gt=0, description="stop when the median's 95% CI is this tight")
+    max_seconds: float = Field(2.0, gt=0)
+
+    @model_validator(mode="after")
+    def _known_source(self) -> LatencyConfig:
+        if self.source != "measured" and not (
+            self.source.startswith("profile:") and len(self.source) > len("profile:")
+        ):
+            raise ValueError(f"source {self.source!r}: expected measured or profile:FILE")
+        if self.max_runs < self.min_runs:
+            raise ValueError("max_runs must be at least min_runs")
+        return self
+
+    @property
+    def profile_path(self) -> Path | None:
+        return Path(self.source.removeprefix("profile:")) if self.source != "measured" else None
+
+    def settings(self) -> LatencySettings:
+        from hwnas.hardware.measure import LatencySettings
+
+        return LatencySettings(**self.model_dump(exclude={"source"}))
 
 
 class SearchConfig(_Strict):
@@ -68,24 +99,30 @@ class SearchConfig(_Strict):
     calibration_images: int = Field(256, ge=8)
 
     def parsed_objectives(self) -> list[Objective]:
-        """Objectives with each constraint folded in as that objective's limit."""
+        """Objectives, each constraint on an objective folded in as that objective's limit."""
         objectives = {o.name: o for o in (Objective.parse(s) for s in self.objectives)}
         if not objectives:
             raise HwnasError("search.objectives: at least one objective is needed")
-        for spec in self.constraints:
-            name, op, limit = parse_constraint(spec)
-            if name not in objectives:
-                raise HwnasError(
-                    f"constraint {spec!r}: {name!r} is not an objective ({', '.join(objectives)})"
-                )
-            direction = objectives[name].direction
-            if (op == "<=") != (direction == "min"):
-                expected = "<=" if direction == "min" else ">="
-                raise HwnasError(
-                    f"constraint {spec!r}: {name} is {direction}imised, its limit takes {expected}"
-                )
-            objectives[name] = Objective(name, direction, limit)
+        for name, op, limit in map(parse_constraint, self.constraints):
+            if name in objectives:
+                direction = objectives[name].direction
+                if (op == "<=") != (direction == "min"):
+                    expected = "<=" if direction == "min" else ">="
+                    raise HwnasError(
+                        f"constraint '{name} {op} {limit:g}': {name} is {direction}imised, "
+                        f"its limit takes {expected}"
+                    )
+                objectives[name] = Objective(name, direction, limit)
         return list(objectives.values())
+
+    def parsed_constraints(self) -> list[Objective]:
+        """Constraints on metrics that are not objectives: limits only, never optimised."""
+        names = {o.name for o in self.parsed_objectives()}
+        return [
+            Objective(name, "min" if op == "<=" else "max", limit)
+            for name, op, limit in map(parse_constraint, self.constraints)
+            if name not in names
+        ]
 
 
 def parse_constraint(spec: str) -> tuple[str, str, float]:
@@ -126,12 +163,31 @@ def load_config(path: str | Path | None) -> RunConfig:
     if not isinstance(raw, dict):
         raise HwnasError(f"config {path}: expected a mapping at the top level")
     try:
+        return validated(raw)
+    except HwnasError as exc:
+        raise HwnasError(f"config {path}: {exc}") from None
+
+
+def validated(raw: dict[str, Any]) -> RunConfig:
+    """A config from plain data, every error one line naming the key."""
+    try:
         config = RunConfig.model_validate(raw)
-        config.search.parsed_objectives()
+        config.search.parsed_constraints()
         return config
     except ValidationError as exc:
         error = exc.errors()[0]
         where = ".".join(str(p) for p in error["loc"])
-        raise HwnasError(f"config {path}: {where}: {error['msg']}") from None
+        raise HwnasError(f"{where}: {error['msg']}") from None
+
+
+def with_overrides(config: RunConfig, changes: dict[str, Any]) -> RunConfig:
+    """``config`` with dotted keys (``latency.source``) replaced, as command-line options do;
+    validated again, so an option is held to the same rules as the file."""
+    raw = config.model_dump(mode="json")
+    for dotted, value in changes.items():
+        section, _, key = dotted.partition(".")
+        raw[section][key] = value
+    try:
+        return validated(raw)
     except HwnasError as exc:
-        raise HwnasError(f"config {path}: {exc}") from None
+        raise HwnasError(f"command line: {exc}") from None

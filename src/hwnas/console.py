@@ -98,3 +98,19 @@ def print_run(summary: dict, out: Path) -> None:
     times = ", ".join(f"{k} {v:.1f}s" for k, v in summary["time_seconds"].items())
     console.print(f"time: {times}")
     console.print(f"wrote {out}/summary.json, front.csv, report.html, run.sqlite")
+
+
+def print_profile(result: dict, written: Path) -> None:
+    """How well the profile's table and predictor match measured sub-networks."""
+    table = Table(title=f"latency estimates vs measured ({result['table']['n']} sub-networks)")
+    for column in ("estimate", "within +/-10%", "MAPE", "Kendall tau"):
+        table.add_column(column, justify="right")
+    for name in ("table", "predictor"):
+        f = result[name]
+        table.add_row(
+            name, f"{f['within_10pct']:.1%}", f"{f['mape_pct']:.1f}%", f"{f['kendall_tau']:.3f}"
+        )
+    Console().print(table)
+    if result.get("same_device") is False:
+        console.print("note: this machine differs from the profiled device; expect a gap")
+    console.print(f"wrote {written} in {result['seconds']:.0f}s")

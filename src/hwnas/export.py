@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hwnas.evaluate.latency import onnx_session, to_onnx
+from hwnas.hardware.measure import onnx_session, to_onnx
 from hwnas.space import Arch
 
 TOLERANCE = 1e-4

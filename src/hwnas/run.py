@@ -21,22 +21,32 @@ from hwnas.errors import HwnasError
 from hwnas.evaluate.accuracy import AccuracyEvaluator
 from hwnas.evaluate.combined import Combined
 from hwnas.evaluate.cost import CostEvaluator
-from hwnas.evaluate.latency import LatencyEvaluator, LatencySettings
+from hwnas.evaluate.latency import MeasuredLatency, ProfiledLatency
+from hwnas.evaluate.memory import MemoryEvaluator
 from hwnas.export import export_subnet
-from hwnas.pareto import feasible_mask, knee_index, objective_matrix, pareto_mask
+from hwnas.pareto import Objective, feasible_mask, knee_index, objective_matrix, pareto_mask
 from hwnas.progress import Progress, SilentProgress
 from hwnas.report.html import write_report
 from hwnas.search import SEARCHERS, make_searcher
 from hwnas.store import Evaluation, Store
 from hwnas.study import Study
 from hwnas.supernet import build_supernet, macs, params
+from hwnas.supernet.memory import parameter_bytes, peak_activation_bytes
 from hwnas.supernet.train import SandwichTrainer, TrainSettings
 
 RUN_ID = "main"
 CHECKPOINT = "supernet.safetensors"
 
 
-METRICS = AccuracyEvaluator.metrics + CostEvaluator.metrics + LatencyEvaluator.metrics
+def metric_names(config: RunConfig) -> tuple[str, ...]:
+    """Every metric a run with ``config`` records: what objectives and constraints may name."""
+    latency = MeasuredLatency if config.latency.source == "measured" else ProfiledLatency
+    return (
+        AccuracyEvaluator.metrics
+        + CostEvaluator.metrics
+        + MemoryEvaluator.metrics
+        + latency.metrics
+    )
 
 
 def _check_out(out: Path, resume: bool, marker: str) -> None:
@@ -50,10 +60,12 @@ def _check_out(out: Path, resume: bool, marker: str) -> None:
         raise HwnasError(f"--resume: {out} holds no run to resume")
 
 
-def front_of(evaluations: list[Evaluation], objectives) -> list[Evaluation]:
-    """Feasible, valid evaluations that no other feasible one dominates."""
+def front_of(
+    evaluations: list[Evaluation], objectives: list[Objective], constraints: list[Objective] = ()
+) -> list[Evaluation]:
+    """Valid evaluations within every limit that no other such evaluation dominates."""
     valid = [e for e in evaluations if e.metrics is not None]
-    ok = feasible_mask([e.metrics for e in valid], objectives) if valid else []
+    ok = feasible_mask([e.metrics for e in valid], [*objectives, *constraints]) if valid else []
     feasible = [e for e, keep in zip(valid, ok, strict=True) if keep]
     if not feasible:
         return []
@@ -121,13 +133,17 @@ def run_job(
 ) -> dict:
     progress = progress or SilentProgress()
     objectives = config.search.parsed_objectives()
+    constraints = config.search.parsed_constraints()
     if config.search.searcher not in SEARCHERS:
         known = ", ".join(SEARCHERS)
         raise HwnasError(f"search.searcher: unknown {config.search.searcher!r}; choose {known}")
-    unknown = [o.name for o in objectives if o.name not in METRICS]
-    if unknown:
-        known = ", ".join(METRICS)
-        raise HwnasError(f"search.objectives: no metric {unknown[0]!r}; measured are {known}")
+    known = metric_names(config)
+    for what, items in (("objectives", objectives), ("constraints", constraints)):
+        unknown = [o.name for o in items if o.name not in known]
+        if unknown:
+            raise HwnasError(
+                f"search.{what}: no metric {unknown[0]!r}; recorded are {', '.join(known)}"
+            )
     _check_out(out, resume, "run.sqlite")
     from hwnas.data import calibration_subset
 
@@ -135,10 +151,13 @@ def run_job(
     started = time.perf_counter()
     data, model = _prepare(config, out)
     space = model.space()
+    input_shape = tuple(data.train.tensors[0].shape[1:])
+    latency = _latency_evaluator(config, model, input_shape)
     try:
         searcher = make_searcher(
-            config.search.searcher, space, objectives, config.seed, config.search.options
-        )
+            config.search.searcher, space, objectives, config.seed, config.search.options,
+            constraints=constraints,
+        )  # fmt: skip
     except HwnasError as exc:
         raise HwnasError(f"search.options: {exc}") from None
     _make_out(out)
@@ -150,16 +169,18 @@ def run_job(
 
     # -- search -----------------------------------------------------------------------
     started = time.perf_counter()
-    input_shape = tuple(data.train.tensors[0].shape[1:])
     val_x, val_y = data.val.tensors
     calibration = calibration_subset(data, config.search.calibration_images, config.seed)
+    size = input_shape[-1]
     evaluator = Combined(
         [
             AccuracyEvaluator(model.extract, calibration, val_x, val_y),
             CostEvaluator(lambda a: macs(a, model.config), lambda a: params(a, model.config)),
-            LatencyEvaluator(
-                model.extract, input_shape, LatencySettings(**config.latency.model_dump())
+            MemoryEvaluator(
+                lambda a: peak_activation_bytes(a, model.config, size),
+                lambda a: parameter_bytes(a, model.config)["int8"],
             ),
+            latency,
         ]
     )
     with Store(out / "run.sqlite") as store:
@@ -179,7 +200,7 @@ def run_job(
 
     # -- export -----------------------------------------------------------------------
     started = time.perf_counter()
-    front = front_of(evaluations, objectives)
+    front = front_of(evaluations, objectives, constraints)
     if not front:
         raise HwnasError("no evaluated sub-network meets the constraints; relax search.constraints")
     F = objective_matrix([e.metrics for e in front], objectives)
@@ -197,6 +218,8 @@ def run_job(
             out / "models" / f"{label}.onnx", e.metrics,
         )  # fmt: skip
         exported[label] = {"key": e.arch_key, "onnx": f"models/{label}.onnx", "max_abs_diff": diff}
+        if isinstance(latency, ProfiledLatency):
+            exported[label].update(_measured_here(latency.profile, model, arch, input_shape, e))
     timings["export"] = time.perf_counter() - started
 
     summary = {
@@ -206,6 +229,7 @@ def run_job(
         "evaluations": len(evaluations),
         "settings": config.model_dump(mode="json"),
         "objectives": [asdict(o) for o in objectives],
+        "constraints": [asdict(c) for c in constraints],
         "training": history,
         "searcher_seconds_per_candidate": study.seconds_per_candidate,
         "time_seconds": {**timings, "total": sum(timings.values())},
@@ -222,6 +246,35 @@ def run_job(
         {"config": json.dumps(config.model_dump(mode="json")), **summary["time_seconds"]},
     )
     return summary
+
+
+def _latency_evaluator(
+    config: RunConfig, model, input_shape: tuple[int, ...]
+) -> MeasuredLatency | ProfiledLatency:
+    """Measured here, or from a profile checked to be made for this very space and input."""
+    path = config.latency.profile_path
+    if path is None:
+        return MeasuredLatency(model.extract, input_shape, config.latency.settings())
+    from hwnas.hardware.profile import check_compatible, load_profile
+
+    profile = load_profile(path)
+    check_compatible(profile, path, config.supernet.name, model.config.to_dict(), input_shape)
+    return ProfiledLatency(profile, model)
+
+
+def _measured_here(profile, model, arch, input_shape, evaluation: Evaluation) -> dict:
+    """An exported model timed on this machine with the profile's settings, next to the
+    profile's estimate: when this machine is the profiled device, the two must agree."""
+    from hwnas.hardware.measure import measure
+
+    example = torch.randn(profile.settings.batch_size, *input_shape)
+    measured = measure(model.extract(arch), example, profile.settings).median_ms
+    predicted = evaluation.metrics["latency_ms"]
+    return {
+        "measured_latency_ms_here": measured,
+        "profile_latency_ms": predicted,
+        "profile_error": predicted / measured - 1,
+    }
 
 
 def _calibrated(model, arch, calibration: torch.Tensor) -> torch.nn.Module:

@@ -1,0 +1,114 @@
+"""Latency-profile figures for docs/benchmarks.md (issue 4), on this machine.
+
+1. ``hwnas profile`` on the default super-network: wall time, layers in the table.
+2. ``hwnas profile --check`` on fresh random sub-networks (held out from the fit): share
+   within +/-10%, MAPE and Kendall tau, for the lookup table and for the predictor.
+3. Repeatability: the same sub-networks measured twice, in two separate passes; the median
+   relative difference between the passes.
+4. A search with ``--latency profile:FILE`` (the main job, reusing a trained checkpoint when
+   one is given): every front member is then measured here and compared with its estimate.
+
+    python bench/latency_profile.py --out runs/bench-latency \
+        [--checkpoint runs/demo/supernet.safetensors]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from hwnas.config import RunConfig, with_overrides
+from hwnas.hardware.measure import LatencySettings, measure
+from hwnas.hardware.profile import accuracy_figures, load_profile
+from hwnas.profiling import check_job, profile_job
+from hwnas.run import CHECKPOINT, run_job
+from hwnas.supernet import build_supernet
+
+
+def repeatability(samples: int, seed: int) -> dict:
+    """Measure ``samples`` random sub-networks, then all of them again."""
+    model = build_supernet("mobilenet", {}, 1, 10).eval()
+    rng = np.random.default_rng(seed)
+    archs = [model.space().sample(rng) for _ in range(samples)]
+    modules = [model.extract(a) for a in archs]
+    example = torch.randn(1, 1, 32, 32)
+    settings = LatencySettings()
+    passes = [[measure(m, example, settings).median_ms for m in modules] for _ in range(2)]
+    first, second = np.array(passes[0]), np.array(passes[1])
+    difference = np.abs(second - first) / first
+    return {
+        "samples": samples,
+        "median_relative_difference": float(np.median(difference)),
+        "p90_relative_difference": float(np.quantile(difference, 0.9)),
+        "max_relative_difference": float(difference.max()),
+    }
+
+
+def profiled_search(profile: Path, out: Path, checkpoint: Path | None) -> dict:
+    """The main job with latency from the profile; the front measured here afterwards."""
+    config = with_overrides(RunConfig(), {"latency.source": f"profile:{profile}"})
+    if out.exists():
+        shutil.rmtree(out)
+    if checkpoint is not None:
+        out.mkdir(parents=True)
+        shutil.copy(checkpoint, out / CHECKPOINT)
+    started = time.perf_counter()
+    summary = run_job(config, out, resume=checkpoint is not None)
+    loaded = load_profile(profile)
+    model = build_supernet("mobilenet", {}, 1, 10).eval()
+    example = torch.randn(1, 1, 32, 32)
+    space = model.space()
+    measured = np.array(
+        [measure(model.extract(space.make(f["arch"])), example, loaded.settings).median_ms
+         for f in summary["front"]]
+    )  # fmt: skip
+    predicted = np.array([f["metrics"]["latency_ms"] for f in summary["front"]])
+    return {
+        "seconds": time.perf_counter() - started,
+        "time_seconds": summary["time_seconds"],
+        "front": accuracy_figures(measured, predicted),
+        "front_points": [
+            {"key": f["key"], "predicted_ms": float(p), "measured_ms": float(m)}
+            for f, p, m in zip(summary["front"], predicted, measured, strict=True)
+        ],
+        "exported": summary["exported"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("runs/bench-latency"))
+    parser.add_argument("--samples", type=int, default=200, help="fitting sub-networks")
+    parser.add_argument("--check", type=int, default=200, help="held-out sub-networks")
+    parser.add_argument("--repeat", type=int, default=50, help="sub-networks measured twice")
+    parser.add_argument("--checkpoint", type=Path, help="trained super-network to search")
+    parser.add_argument("--skip-search", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    if args.out.exists():
+        shutil.rmtree(args.out)
+    args.out.mkdir(parents=True)
+    profile = args.out / "profile.json"
+    results: dict = {}
+    built = profile_job(RunConfig(), profile, samples=args.samples)
+    results["profile"] = {k: built[k] for k in ("seconds", "layers", "validation", "device")}
+    print(json.dumps(results["profile"], indent=1), flush=True)
+    checked = check_job(profile, args.check, args.out / "check")
+    results["check"] = {k: checked[k] for k in ("samples", "table", "predictor", "seconds")}
+    print(json.dumps(results["check"], indent=1), flush=True)
+    results["repeatability"] = repeatability(args.repeat, seed=7)
+    print(json.dumps(results["repeatability"], indent=1), flush=True)
+    if not args.skip_search:
+        results["search"] = profiled_search(profile, args.out / "search", args.checkpoint)
+        print(json.dumps({k: results["search"][k] for k in ("seconds", "front")}, indent=1))
+    (args.out / "results.json").write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,366 @@
+"""Device profiles: one JSON file that carries a device's latency to machines without it.
+
+``build_profile`` runs on the device (a Raspberry Pi, a phone-class board, this laptop): it
+times every layer the super-network's space can produce (the lookup table), times a sample
+of whole sub-networks, and fits the predictor that corrects the table's sum. ``hwnas run
+--latency profile:FILE`` then estimates latency anywhere, with no access to the device.
+
+The file says what it was made for (super-network config and input shape, back-end, device,
+format version) and how good it is (cross-validated figures); loading checks all of it, so
+a profile for another space or another hwnas format is refused in one line, never used to
+produce wrong numbers quietly. Nothing in it is pickled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from sklearn.model_selection import KFold
+
+from hwnas.errors import HwnasError
+from hwnas.hardware.measure import LatencySettings, environment, measure
+from hwnas.hardware.predictor import LatencyPredictor
+from hwnas.hardware.table import LatencyTable, MissingLayer, build_table
+from hwnas.predictors import quality
+from hwnas.progress import Progress, SilentProgress
+from hwnas.space import Arch
+from hwnas.supernet import layers
+from hwnas.supernet.mobilenet import ElasticMobileNet
+
+FORMAT = "hwnas-latency-profile"
+VERSION = 1
+
+
+def space_fingerprint(supernet: str, config: dict[str, Any], input_shape: Sequence[int]) -> str:
+    """Identifies what a profile is valid for: the super-network and the input it is fed."""
+    text = json.dumps([supernet, config, list(input_shape)], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def accuracy_figures(measured: np.ndarray, estimated: np.ndarray) -> dict[str, float]:
+    """The figures a latency estimate is judged by (nn-Meter's, plus rank agreement)."""
+    error = np.abs(np.asarray(estimated) / np.asarray(measured) - 1)
+    q = quality(measured, estimated)
+    return {
+        "within_10pct": float(np.mean(error <= 0.10)),
+        "mape_pct": q.mape,
+        "kendall_tau": q.kendall_tau,
+        "n": int(len(measured)),
+    }
+
+
+# -- the file's schema: every field checked, NaN and infinity refused ------------------------
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class _Supernet(_Strict):
+    name: str
+    config: dict[str, Any]
+    input_shape: list[int] = Field(min_length=3, max_length=3)
+    fingerprint: str
+
+
+class _Settings(_Strict):
+    backend: Literal["onnxruntime", "torch"]
+    threads: int = Field(ge=1)
+    batch_size: int = Field(ge=1)
+    warmup: int = Field(ge=0)
+    min_runs: int = Field(ge=1)
+    max_runs: int = Field(ge=1)
+    target_ci: float = Field(gt=0)
+    max_seconds: float = Field(gt=0)
+
+
+class _Table(_Strict):
+    overhead_ms: float = Field(ge=0)
+    entries: dict[str, float] = Field(min_length=1)
+    noise: dict[str, float]
+
+    @field_validator("entries")
+    @classmethod
+    def _positive(cls, entries: dict[str, float]) -> dict[str, float]:
+        bad = next((k for k, v in entries.items() if not v > 0), None)
+        if bad is not None:
+            raise ValueError(f"entry {bad!r} is not a positive time")
+        return entries
+
+
+class _Predictor(_Strict):
+    kind: Literal["ridge-log-ratio"]
+    mean: list[float]
+    scale: list[float]
+    coef: list[float]
+    intercept: float
+    alpha: float
+
+    @field_validator("scale")
+    @classmethod
+    def _nonzero(cls, scale: list[float]) -> list[float]:
+        if any(s == 0 for s in scale):
+            raise ValueError("scale holds a zero")
+        return scale
+
+
+class _ProfileFile(_Strict):
+    format: Literal["hwnas-latency-profile"]
+    version: int
+    created: str
+    hwnas_version: str
+    supernet: _Supernet
+    settings: _Settings
+    device: dict[str, Any]
+    table: _Table
+    predictor: _Predictor
+    validation: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Profile:
+    supernet: str
+    config: dict[str, Any]
+    input_shape: tuple[int, int, int]
+    settings: LatencySettings
+    device: dict[str, Any]
+    table: LatencyTable
+    table_noise: dict[str, float]
+    predictor: LatencyPredictor
+    validation: dict[str, Any]
+    created: str
+
+    @property
+    def fingerprint(self) -> str:
+        return space_fingerprint(self.supernet, self.config, self.input_shape)
+
+    def estimate(self, model: ElasticMobileNet, archs: Sequence[Arch]) -> tuple[np.ndarray, ...]:
+        """(table sum, predicted) latency in ms for each arch, for the network ``model``."""
+        size = self.input_shape[-1]
+        table_ms = np.array([self.table.predict(layers.schedule(model, a, size)) for a in archs])
+        features = model.space().features(list(archs))
+        return table_ms, self.predictor.predict(features, table_ms)
+
+    def to_dict(self) -> dict[str, Any]:
+        from hwnas import __version__
+
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "created": self.created,
+            "hwnas_version": __version__,
+            "supernet": {
+                "name": self.supernet,
+                "config": self.config,
+                "input_shape": list(self.input_shape),
+                "fingerprint": self.fingerprint,
+            },
+            "settings": asdict(self.settings),
+            "device": self.device,
+            "table": {
+                "overhead_ms": self.table.overhead_ms,
+                "entries": dict(self.table.entries),
+                "noise": self.table_noise,
+            },
+            "predictor": self.predictor.to_dict(),
+            "validation": self.validation,
+        }
+
+    def save(self, path: Path) -> None:
+        """Written whole or not at all (temporary file, then rename)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(path.name + ".tmp")
+        temporary.write_text(json.dumps(self.to_dict(), indent=1, allow_nan=False))
+        temporary.replace(path)
+
+
+def load_profile(path: Path | str) -> Profile:
+    """Read and check a profile file; any problem is one ``HwnasError`` naming file and field."""
+    path = Path(path)
+    if not path.is_file():
+        raise HwnasError(f"profile {path}: no such file")
+    try:
+        raw = json.loads(path.read_text(), parse_constant=_refuse_constant)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise HwnasError(f"profile {path}: not a valid JSON file ({exc})") from None
+    if not isinstance(raw, dict) or raw.get("format") != FORMAT:
+        raise HwnasError(f"profile {path}: not an hwnas latency profile (no format {FORMAT!r})")
+    if raw.get("version") != VERSION:
+        raise HwnasError(
+            f"profile {path}: format version {raw.get('version')!r}; this hwnas reads version "
+            f"{VERSION} (rebuild it with hwnas profile)"
+        )
+    try:
+        data = _ProfileFile.model_validate(raw)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(p) for p in error["loc"])
+        raise HwnasError(f"profile {path}: {where}: {error['msg']}") from None
+    s = data.supernet
+    if s.fingerprint != space_fingerprint(s.name, s.config, s.input_shape):
+        raise HwnasError(f"profile {path}: supernet.fingerprint does not match its config")
+    return Profile(
+        supernet=s.name,
+        config=s.config,
+        input_shape=tuple(s.input_shape),
+        settings=LatencySettings(**data.settings.model_dump()),
+        device=data.device,
+        table=LatencyTable(data.table.overhead_ms, data.table.entries),
+        table_noise=data.table.noise,
+        predictor=LatencyPredictor.from_dict(data.predictor.model_dump()),
+        validation=data.validation,
+        created=data.created,
+    )
+
+
+def _refuse_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a number a profile may hold")
+
+
+def check_compatible(
+    profile: Profile, path: Path | str, supernet: str, config: dict[str, Any], input_shape
+) -> None:
+    """Refuse a profile made for another super-network, config or input shape, saying which."""
+    if profile.supernet != supernet:
+        raise HwnasError(
+            f"profile {path}: made for super-network {profile.supernet!r}, not {supernet!r}"
+        )
+    for key in sorted(set(profile.config) | set(config)):
+        if profile.config.get(key) != config.get(key):
+            raise HwnasError(
+                f"profile {path}: made for another space ({key} = {profile.config.get(key)!r}, "
+                f"this run has {config.get(key)!r}); build one with hwnas profile"
+            )
+    if tuple(profile.input_shape) != tuple(input_shape):
+        raise HwnasError(
+            f"profile {path}: made for inputs {list(profile.input_shape)}, this run feeds "
+            f"{list(input_shape)}"
+        )
+
+
+# -- building and checking ---------------------------------------------------------------------
+def measure_archs(
+    model: ElasticMobileNet,
+    archs: Sequence[Arch],
+    input_shape: Sequence[int],
+    settings: LatencySettings,
+    progress: Progress,
+    label: str,
+) -> np.ndarray:
+    """Measured latency (ms) of each arch's standalone sub-network."""
+    example = torch.randn(settings.batch_size, *input_shape)
+    task = progress.task(label, len(archs))
+    out = []
+    for arch in archs:
+        out.append(measure(model.extract(arch), example, settings).median_ms)
+        task.advance(1)
+    task.close()
+    return np.asarray(out)
+
+
+def build_profile(
+    supernet: str,
+    model: ElasticMobileNet,
+    input_shape: tuple[int, int, int],
+    settings: LatencySettings,
+    samples: int = 200,
+    rounds: int = 5,
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> Profile:
+    """Measure the lookup table and ``samples`` random sub-networks; fit the predictor.
+
+    The weights do not matter to latency, so a freshly initialised super-network serves.
+    """
+    if samples < 10:
+        raise HwnasError(f"--samples {samples}: the predictor needs at least 10 sub-networks")
+    progress = progress or SilentProgress()
+    model = model.eval()
+    size = input_shape[-1]
+    table, noise = build_table(
+        layers.catalogue(model, size), lambda layer: layers.module(model, layer),
+        settings, rounds=rounds, seed=seed, progress=progress,
+    )  # fmt: skip
+    rng = np.random.default_rng(seed)
+    archs = _distinct_samples(model, samples, rng)
+    measured = measure_archs(model, archs, input_shape, settings, progress, "sub-networks")
+    table_ms = np.array([table.predict(layers.schedule(model, a, size)) for a in archs])
+    features = model.space().features(archs)
+    held_out = np.empty(len(archs))
+    for train, test in KFold(5, shuffle=True, random_state=seed).split(features):
+        fitted = LatencyPredictor.fit(features[train], table_ms[train], measured[train])
+        held_out[test] = fitted.predict(features[test], table_ms[test])
+    validation = {
+        "method": f"5-fold cross-validation on {len(archs)} measured sub-networks",
+        "table": accuracy_figures(measured, table_ms),
+        "predictor": accuracy_figures(measured, held_out),
+    }
+    return Profile(
+        supernet=supernet,
+        config=model.config.to_dict(),
+        input_shape=tuple(input_shape),
+        settings=settings,
+        device=environment(settings),
+        table=table,
+        table_noise=noise,
+        predictor=LatencyPredictor.fit(features, table_ms, measured),
+        validation=validation,
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+
+
+def _distinct_samples(model: ElasticMobileNet, n: int, rng: np.random.Generator) -> list[Arch]:
+    space = model.space()
+    archs: dict[str, Arch] = {}
+    for _ in range(100 * n):
+        if len(archs) == n:
+            break
+        arch = space.sample(rng)
+        archs.setdefault(arch.key, arch)
+    return list(archs.values())
+
+
+def check_profile(
+    profile: Profile,
+    model: ElasticMobileNet,
+    samples: int,
+    seed: int = 1,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Measure ``samples`` fresh random sub-networks here and score the profile's estimates.
+
+    The seed differs from the profile's fitting seed, so these archs are held out (in a space
+    of ~1e16 archs two random draws practically never coincide).
+    """
+    progress = progress or SilentProgress()
+    started = time.perf_counter()
+    archs = _distinct_samples(model.eval(), samples, np.random.default_rng(seed))
+    measured = measure_archs(model, archs, profile.input_shape, profile.settings, progress, "check")
+    try:
+        table_ms, predicted = profile.estimate(model, archs)
+    except MissingLayer as exc:
+        raise HwnasError(f"profile has no table entry for layer {exc.args[0]}") from None
+    here = environment(profile.settings)
+    return {
+        "samples": len(archs),
+        "seed": seed,
+        "table": accuracy_figures(measured, table_ms),
+        "predictor": accuracy_figures(measured, predicted),
+        "profile_device": profile.device,
+        "this_device": here,
+        "same_device": {k: v for k, v in profile.device.items() if k != "os"}
+        == {k: v for k, v in here.items() if k != "os"},
+        "seconds": time.perf_counter() - started,
+        "archs": [
+            {"key": a.key, "measured_ms": m, "table_ms": t, "predicted_ms": p}
+            for a, m, t, p in zip(archs, measured, table_ms, predicted, strict=True)
+        ],
+    }

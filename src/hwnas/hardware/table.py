@@ -1,0 +1,87 @@
+"""Per-layer latency lookup table: measure each layer once, estimate any arch by summing.
+
+Each layer is timed as its own tiny model, so each timing also holds the runtime's fixed
+cost of one call (feeding inputs, fetching outputs; ~5 us for ONNX Runtime here, as much as
+a small layer). The table measures that cost on a one-op model and counts it once per
+network instead of once per layer: without this the sum overestimates small networks by
+half.
+
+Layers are timed in several rounds, each in a fresh random order, and the median round
+kept: a burst of load on a shared machine then spoils one round of a few layers instead of
+every timing of one layer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from hwnas.hardware.measure import LatencySettings, prepare, time_calls, torch_threads
+from hwnas.progress import Progress, SilentProgress
+from hwnas.supernet.layers import Layer
+
+
+class MissingLayer(KeyError):
+    """The table has no entry for a layer: it was built for another space."""
+
+
+@dataclass(frozen=True)
+class LatencyTable:
+    overhead_ms: float
+    entries: Mapping[str, float] = field(default_factory=dict)
+
+    def predict(self, layers: Sequence[Layer]) -> float:
+        """Estimated latency (ms) of a network running ``layers`` in sequence."""
+        total = self.overhead_ms
+        for layer in layers:
+            try:
+                total += self.entries[layer.key] - self.overhead_ms
+            except KeyError:
+                raise MissingLayer(layer.key) from None
+        return total
+
+
+def build_table(
+    layers: Sequence[Layer],
+    make_module: Callable[[Layer], torch.nn.Module],
+    settings: LatencySettings,
+    rounds: int = 5,
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> tuple[LatencyTable, dict[str, float]]:
+    """Time every layer ``rounds`` times; returns the table and its noise figures."""
+    progress = progress or SilentProgress()
+    batch = settings.batch_size
+    calls = []
+    for layer in layers:
+        example = torch.randn(batch, *layer.input_shape)
+        calls.append(prepare(make_module(layer), example, settings))
+    first = layers[0].input_shape if layers else (3, 32, 32)
+    overhead_call = prepare(torch.nn.ReLU(), torch.randn(batch, *first), settings)
+    rng = np.random.default_rng(seed)
+    timings = np.empty((rounds, len(layers)))
+    overheads = np.empty(rounds)
+    task = progress.task("lookup table", rounds * (len(layers) + 1))
+    with torch_threads(settings):
+        for r in range(rounds):
+            overheads[r] = time_calls(overhead_call, settings).median_ms
+            task.advance(1)
+            for i in rng.permutation(len(layers)):
+                timings[r, i] = time_calls(calls[i], settings).median_ms
+                task.advance(1)
+    task.close()
+    medians = np.median(timings, axis=0)
+    spread = np.median(np.abs(timings - medians) / medians, axis=0) if rounds > 1 else medians * 0
+    table = LatencyTable(
+        float(np.median(overheads)),
+        {layer.key: float(ms) for layer, ms in zip(layers, medians, strict=True)},
+    )
+    noise = {
+        "rounds": rounds,
+        "layer_round_deviation_median": float(np.median(spread)),
+        "layer_round_deviation_max": float(np.max(spread)) if len(spread) else 0.0,
+    }
+    return table, noise

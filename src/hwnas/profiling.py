@@ -1,0 +1,85 @@
+"""``hwnas profile``: build a device profile for the configured super-network, or check one.
+
+Scriptable as ``profile_job(RunConfig(), Path("pi4.json"))`` and
+``check_job(Path("pi4.json"), 200, Path("check"))``; the CLI is a thin face over both.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from hwnas.config import RunConfig
+from hwnas.errors import HwnasError
+from hwnas.hardware.profile import build_profile, check_profile, load_profile
+from hwnas.progress import Progress, SilentProgress
+from hwnas.supernet import SUPERNETS, build_supernet
+
+
+def profile_job(
+    config: RunConfig,
+    out: Path,
+    samples: int = 200,
+    rounds: int = 5,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Measure this machine for ``config``'s super-network and input; write ``out``."""
+    from hwnas.data import load_dataset
+
+    if out.exists():
+        raise HwnasError(f"--out {out}: already exists; pick another name or delete it")
+    if not out.parent.is_dir():
+        raise HwnasError(f"--out {out}: folder {out.parent} does not exist")
+    if config.latency.source != "measured":
+        raise HwnasError("latency.source: a profile is built from measurements (use measured)")
+    started = time.perf_counter()
+    torch.manual_seed(config.seed)
+    data = load_dataset(
+        config.data.name, config.data.path, seed=config.seed, image_size=config.data.image_size
+    )
+    model = build_supernet(
+        config.supernet.name, config.supernet.overrides, data.in_channels, data.num_classes
+    )
+    input_shape = tuple(data.train.tensors[0].shape[1:])
+    profile = build_profile(
+        config.supernet.name, model, input_shape, config.latency.settings(),
+        samples=samples, rounds=rounds, seed=config.seed, progress=progress or SilentProgress(),
+    )  # fmt: skip
+    profile.save(out)
+    return {
+        "profile": str(out),
+        "layers": len(profile.table.entries),
+        "validation": profile.validation,
+        "device": profile.device,
+        "seconds": time.perf_counter() - started,
+    }
+
+
+def check_job(
+    profile_path: Path, samples: int, out: Path, seed: int = 1, progress: Progress | None = None
+) -> dict[str, Any]:
+    """Measure ``samples`` fresh sub-networks here; write ``out/check.json``."""
+    if out.exists() and not out.is_dir():
+        raise HwnasError(f"--out {out}: exists and is not a folder")
+    if (out / "check.json").exists():
+        raise HwnasError(f"--out {out}: already holds a check.json; pick another folder")
+    profile = load_profile(profile_path)
+    entry = SUPERNETS.get(profile.supernet)
+    if entry is None:
+        raise HwnasError(f"profile {profile_path}: unknown super-network {profile.supernet!r}")
+    try:
+        model = entry.model(entry.config.from_dict(profile.config))
+    except HwnasError as exc:
+        raise HwnasError(f"profile {profile_path}: supernet.config: {exc}") from None
+    torch.manual_seed(seed)
+    checked = check_profile(profile, model, samples, seed, progress)
+    result = {"profile": str(profile_path), **checked}
+    out.mkdir(parents=True, exist_ok=True)
+    temporary = out / "check.json.tmp"
+    temporary.write_text(json.dumps(result, indent=1))
+    temporary.replace(out / "check.json")
+    return result

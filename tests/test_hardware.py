@@ -1,0 +1,186 @@
+"""Measurement, layer schedules, lookup tables, the latency predictor and profile files."""
+
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import binom
+
+from hwnas.errors import HwnasError
+from hwnas.hardware.measure import (
+    LatencySettings,
+    environment,
+    measure,
+    median_interval,
+    time_calls,
+)
+from hwnas.hardware.predictor import LatencyPredictor
+from hwnas.hardware.profile import build_profile, check_compatible, check_profile, load_profile
+from hwnas.hardware.table import LatencyTable, MissingLayer, build_table
+from hwnas.supernet import build_supernet, layers
+
+TINY = {"widths": (8, 12, 16, 16), "expands": (1, 2), "depths": (1, 2), "kernels": (3, 5),
+        "resolutions": (16, 24), "final_width": 32}  # fmt: skip
+FAST = LatencySettings(warmup=1, min_runs=3, max_runs=50, max_seconds=0.02)
+
+
+def tiny_model():
+    torch.manual_seed(0)
+    return build_supernet("mobilenet", TINY, 1, 10).eval()
+
+
+def test_median_interval_covers_the_median_95_percent_of_the_time():
+    n = 101
+    low, high = median_interval(np.arange(n, dtype=float))
+    # order statistics low..high bracket the true median with binomial probability
+    coverage = binom.cdf(high, n, 0.5) - binom.cdf(low - 1, n, 0.5)
+    assert 0.95 <= coverage <= 0.99
+    rng = np.random.default_rng(0)
+    hits = 0
+    for _ in range(400):
+        lo, hi = median_interval(rng.exponential(size=60))
+        hits += lo <= math.log(2) <= hi
+    assert 0.92 <= hits / 400 <= 0.995
+
+
+def test_timing_stops_on_a_tight_interval_and_respects_the_run_caps():
+    steady = time_calls(lambda: sum(range(2000)), LatencySettings(warmup=2, target_ci=0.05))
+    assert steady.runs < 2000 and steady.ci_relative <= 0.05
+    assert steady.ci_low_ms <= steady.median_ms <= steady.ci_high_ms
+    capped = time_calls(lambda: None, LatencySettings(warmup=0, min_runs=4, max_runs=7,
+                                                      target_ci=1e-9))  # fmt: skip
+    assert capped.runs == 7
+
+
+def test_measure_records_both_backends_and_the_environment():
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU())
+    x = torch.randn(1, 1, 16, 16)
+    for backend in ("onnxruntime", "torch"):
+        settings = LatencySettings(backend=backend, warmup=1, min_runs=3, max_seconds=0.05)
+        timing = measure(model, x, settings)
+        assert timing.median_ms > 0 and timing.runs >= 3 and timing.iqr_ms >= 0
+        env = environment(settings)
+        assert env["runtime"].startswith(backend) and env["threads"] == 1 and env["cpu"]
+
+
+def test_layers_compose_to_the_extracted_subnetwork_and_the_catalogue_covers_them():
+    model = tiny_model()
+    catalogue = {layer.key for layer in layers.catalogue(model, 32)}
+    rng = np.random.default_rng(0)
+    x = torch.randn(2, 1, 32, 32)
+    for _ in range(5):
+        arch = model.space().sample(rng)
+        schedule = layers.schedule(model, arch, 32)
+        assert {layer.key for layer in schedule} <= catalogue
+        y = x
+        with torch.no_grad():
+            for layer in schedule:
+                assert tuple(y.shape[1:]) == layer.input_shape, layer.key
+                y = layers.module(model, layer).eval()(y)
+            torch.testing.assert_close(y, model.extract(arch).eval()(x), atol=1e-5, rtol=1e-4)
+    assert model.active == model.largest_arch()  # building layer modules left it alone
+
+
+def test_table_counts_the_call_overhead_once():
+    model = tiny_model()
+    arch = model.largest_arch()
+    schedule = layers.schedule(model, arch, 32)
+    entries = {layer.key: 0.5 + i for i, layer in enumerate(schedule)}
+    table = LatencyTable(0.25, entries)
+    expected = 0.25 + sum(v - 0.25 for v in entries.values())
+    assert table.predict(schedule) == pytest.approx(expected)
+    with pytest.raises(MissingLayer):
+        LatencyTable(0.25, {}).predict(schedule)
+    built, noise = build_table(schedule[:3], lambda x: layers.module(model, x), FAST, rounds=2)
+    assert set(built.entries) == {layer.key for layer in schedule[:3]}
+    assert all(v > 0 for v in built.entries.values()) and noise["rounds"] == 2
+
+
+def test_predictor_learns_a_multiplicative_correction_and_round_trips():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 4))
+    table_ms = rng.uniform(0.1, 2.0, 120)
+    measured = table_ms * np.exp(0.2 * X[:, 0] - 0.1 * X[:, 2] + 0.05)
+    fitted = LatencyPredictor.fit(X, table_ms, measured)
+    np.testing.assert_allclose(fitted.predict(X, table_ms), measured, rtol=0.02)
+    again = LatencyPredictor.from_dict(json.loads(json.dumps(fitted.to_dict())))
+    np.testing.assert_allclose(again.predict(X, table_ms), fitted.predict(X, table_ms))
+
+
+@pytest.fixture(scope="module")
+def profile_file(tmp_path_factory):
+    model = tiny_model()
+    profile = build_profile("mobilenet", model, (1, 32, 32), FAST, samples=12, rounds=1)
+    path = tmp_path_factory.mktemp("profile") / "tiny.json"
+    profile.save(path)
+    return path, profile
+
+
+def test_small_profile_round_trips(profile_file):
+    path, profile = profile_file
+    loaded = load_profile(path)
+    model = tiny_model()
+    archs = [model.space().sample(np.random.default_rng(i)) for i in range(6)]
+    for a, b in zip(profile.estimate(model, archs), loaded.estimate(model, archs), strict=True):
+        np.testing.assert_allclose(a, b)
+    assert loaded.settings == FAST and loaded.device["runtime"].startswith("onnxruntime")
+    assert set(loaded.validation["predictor"]) >= {"within_10pct", "mape_pct", "kendall_tau"}
+    assert len(loaded.table.entries) == len(layers.catalogue(model, 32))
+    check = check_profile(loaded, model, samples=10)
+    assert check["samples"] == 10 and check["same_device"] is True
+    assert 0 <= check["predictor"]["within_10pct"] <= 1 and len(check["archs"]) == 10
+
+
+def _broken(raw, change):
+    raw = json.loads(json.dumps(raw))
+    change(raw)
+    return raw
+
+
+@pytest.mark.parametrize(
+    ("change", "fragment"),
+    [
+        (lambda r: r.pop("table"), "table: Field required"),
+        (lambda r: r["predictor"].pop("coef"), "predictor.coef: Field required"),
+        (lambda r: r["table"].update(overhead_ms="NaN"), "NaN is not a number"),
+        (lambda r: r["table"].update(overhead_ms="x"), "table.overhead_ms"),
+        (lambda r: r.update(version=99), "format version 99"),
+        (lambda r: r.update(format="other"), "not an hwnas latency profile"),
+        (lambda r: r["supernet"]["config"].update(widths=[8, 8, 8, 8]), "fingerprint"),
+        (lambda r: r["table"]["entries"].update({"stem()@1x16x16": -1.0}), "not a positive"),
+    ],
+)
+def test_bad_profiles_fail_with_one_line(profile_file, tmp_path, change, fragment):
+    raw = json.loads(profile_file[0].read_text())
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(_broken(raw, change)).replace('"NaN"', "NaN"))
+    with pytest.raises(HwnasError, match=fragment.replace("(", r"\(").replace(")", r"\)")):
+        load_profile(path)
+    r = subprocess.run([sys.executable, "-m", "hwnas.cli", "profile", "--check", path,
+                        "--out", tmp_path / "chk"], capture_output=True, text=True)  # fmt: skip
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert str(path) in r.stderr and not (tmp_path / "chk").exists()
+
+
+def test_truncated_and_missing_profiles_are_refused(profile_file, tmp_path):
+    text = profile_file[0].read_text()
+    path = tmp_path / "cut.json"
+    path.write_text(text[: len(text) // 2])
+    with pytest.raises(HwnasError, match="not a valid JSON"):
+        load_profile(path)
+    with pytest.raises(HwnasError, match="no such file"):
+        load_profile(tmp_path / "none.json")
+
+
+def test_a_profile_for_another_space_or_input_is_refused(profile_file):
+    path, profile = profile_file
+    config = dict(profile.config)
+    check_compatible(profile, path, "mobilenet", config, (1, 32, 32))
+    with pytest.raises(HwnasError, match="another space .kernels"):
+        check_compatible(profile, path, "mobilenet", {**config, "kernels": [3]}, (1, 32, 32))
+    with pytest.raises(HwnasError, match="made for inputs"):
+        check_compatible(profile, path, "mobilenet", config, (3, 32, 32))
