@@ -4,7 +4,7 @@
 2. ``hwnas profile --check`` on fresh random sub-networks (held out from the fit): share
    within +/-10%, MAPE and Kendall tau, for the lookup table and for the predictor.
 3. Repeatability: the same sub-networks measured twice, in two separate passes; the median
-   relative difference between the passes.
+   relative difference between the passes (single timings, and medians of 5 rounds).
 4. A search with ``--latency profile:FILE`` (the main job, reusing a trained checkpoint when
    one is given): every front member is then measured here and compared with its estimate.
 
@@ -24,26 +24,35 @@ import numpy as np
 import torch
 
 from hwnas.config import RunConfig, with_overrides
-from hwnas.hardware.measure import LatencySettings, measure
-from hwnas.hardware.profile import accuracy_figures, load_profile
+from hwnas.hardware.measure import LatencySettings, prepare, time_rounds
+from hwnas.hardware.profile import accuracy_figures, load_profile, measure_archs
 from hwnas.profiling import check_job, profile_job
+from hwnas.progress import SilentProgress
 from hwnas.run import CHECKPOINT, run_job
-from hwnas.supernet import build_supernet
+from hwnas.supernet import build_supernet, optimizer_path
 
 
-def repeatability(samples: int, seed: int) -> dict:
-    """Measure ``samples`` random sub-networks, then all of them again."""
+def repeatability(samples: int, seed: int, rounds: int) -> dict:
+    """The same sub-networks measured twice: by one timing each (as a search measures), and
+    by the median of ``rounds`` interleaved rounds (as a profile and its check do)."""
     model = build_supernet("mobilenet", {}, 1, 10).eval()
     rng = np.random.default_rng(seed)
     archs = [model.space().sample(rng) for _ in range(samples)]
-    modules = [model.extract(a) for a in archs]
     example = torch.randn(1, 1, 32, 32)
     settings = LatencySettings()
-    passes = [[measure(m, example, settings).median_ms for m in modules] for _ in range(2)]
-    first, second = np.array(passes[0]), np.array(passes[1])
-    difference = np.abs(second - first) / first
+    calls = [prepare(model.extract(a), example, settings) for a in archs]
+    single = time_rounds(calls, settings, 2, seed)
+    pooled = [np.median(time_rounds(calls, settings, rounds, seed + i), axis=0) for i in (1, 2)]
     return {
         "samples": samples,
+        "single_timing": _differences(single[0], single[1]),
+        f"median_of_{rounds}_rounds": _differences(*pooled),
+    }
+
+
+def _differences(first: np.ndarray, second: np.ndarray) -> dict:
+    difference = np.abs(second - first) / first
+    return {
         "median_relative_difference": float(np.median(difference)),
         "p90_relative_difference": float(np.quantile(difference, 0.9)),
         "max_relative_difference": float(difference.max()),
@@ -58,16 +67,14 @@ def profiled_search(profile: Path, out: Path, checkpoint: Path | None) -> dict:
     if checkpoint is not None:
         out.mkdir(parents=True)
         shutil.copy(checkpoint, out / CHECKPOINT)
+        shutil.copy(optimizer_path(checkpoint), optimizer_path(out / CHECKPOINT))
     started = time.perf_counter()
     summary = run_job(config, out, resume=checkpoint is not None)
     loaded = load_profile(profile)
     model = build_supernet("mobilenet", {}, 1, 10).eval()
-    example = torch.randn(1, 1, 32, 32)
-    space = model.space()
-    measured = np.array(
-        [measure(model.extract(space.make(f["arch"])), example, loaded.settings).median_ms
-         for f in summary["front"]]
-    )  # fmt: skip
+    archs = [model.space().make(f["arch"]) for f in summary["front"]]
+    measured = measure_archs(model, archs, (1, 32, 32), loaded.settings, SilentProgress(),
+                             "front", rounds=5)  # fmt: skip
     predicted = np.array([f["metrics"]["latency_ms"] for f in summary["front"]])
     return {
         "seconds": time.perf_counter() - started,
@@ -102,7 +109,7 @@ def main() -> None:
     checked = check_job(profile, args.check, args.out / "check")
     results["check"] = {k: checked[k] for k in ("samples", "table", "predictor", "seconds")}
     print(json.dumps(results["check"], indent=1), flush=True)
-    results["repeatability"] = repeatability(args.repeat, seed=7)
+    results["repeatability"] = repeatability(args.repeat, seed=7, rounds=5)
     print(json.dumps(results["repeatability"], indent=1), flush=True)
     if not args.skip_search:
         results["search"] = profiled_search(profile, args.out / "search", args.checkpoint)

@@ -158,6 +158,8 @@ def test_run_end_to_end_and_resume_after_kill(tmp_path):
     assert len(summary["training"]) == 1  # training was not repeated on resume
     assert set(summary["time_seconds"]) >= {"train", "search", "export", "total"}
     assert summary["front"] and summary["knee"] in {f["key"] for f in summary["front"]}
+    assert summary["latency"]["source"] == "measured" and summary["latency"]["device"]["cpu"]
+    assert all(f["metrics"]["latency_runs"] >= 3 for f in summary["front"])
     for label in ("knee", "most_accurate", "fastest"):
         assert (out / "models" / f"{label}.onnx").stat().st_size > 0
         assert summary["exported"][label]["max_abs_diff"] <= 1e-4
@@ -227,6 +229,7 @@ def test_search_on_a_profile_keeps_to_a_memory_constraint(tmp_path):
               "--constraint", f"peak_memory_kb <= {limit}")  # fmt: skip
     assert r.returncode == 0, r.stderr
     summary = json.loads((out / "summary.json").read_text())
+    assert summary["latency"]["source"] == f"profile:{profile}"
     assert summary["constraints"] == [{"name": "peak_memory_kb", "direction": "min",
                                        "limit": limit}]  # fmt: skip
     assert summary["front"] and all(f["metrics"]["peak_memory_kb"] <= limit

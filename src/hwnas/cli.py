@@ -157,7 +157,9 @@ def profile_command(
     samples: Annotated[
         int, typer.Option(min=10, help="Sub-networks measured to fit (or with --check, to test).")
     ] = 200,
-    rounds: Annotated[int, typer.Option(min=1, help="Timing rounds per table layer.")] = 5,
+    rounds: Annotated[
+        int, typer.Option(min=1, help="Interleaved timing rounds per layer and sub-network.")
+    ] = 5,
 ) -> None:
     """Profile this machine for the configured super-network: a per-layer latency lookup
     table and a predictor, in one JSON file usable anywhere with --latency profile:FILE."""
@@ -169,7 +171,7 @@ def profile_command(
         from hwnas.profiling import check_job
 
         with RichProgress() as progress:
-            result = check_job(check, samples, out, progress=progress)
+            result = check_job(check, samples, out, rounds, progress=progress)
         print_profile(result, out / "check.json")
         return
     from hwnas.config import load_config

@@ -60,7 +60,12 @@ def profile_job(
 
 
 def check_job(
-    profile_path: Path, samples: int, out: Path, seed: int = 1, progress: Progress | None = None
+    profile_path: Path,
+    samples: int,
+    out: Path,
+    rounds: int = 5,
+    seed: int = 1,
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Measure ``samples`` fresh sub-networks here; write ``out/check.json``."""
     if out.exists() and not out.is_dir():
@@ -76,7 +81,7 @@ def check_job(
     except HwnasError as exc:
         raise HwnasError(f"profile {profile_path}: supernet.config: {exc}") from None
     torch.manual_seed(seed)
-    checked = check_profile(profile, model, samples, seed, progress)
+    checked = check_profile(profile, model, samples, seed, progress, rounds)
     result = {"profile": str(profile_path), **checked}
     out.mkdir(parents=True, exist_ok=True)
     temporary = out / "check.json.tmp"

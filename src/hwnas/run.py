@@ -218,8 +218,8 @@ def run_job(
             out / "models" / f"{label}.onnx", e.metrics,
         )  # fmt: skip
         exported[label] = {"key": e.arch_key, "onnx": f"models/{label}.onnx", "max_abs_diff": diff}
-        if isinstance(latency, ProfiledLatency):
-            exported[label].update(_measured_here(latency.profile, model, arch, input_shape, e))
+    if isinstance(latency, ProfiledLatency):
+        _measure_here(latency.profile, model, space, chosen, exported, input_shape)
     timings["export"] = time.perf_counter() - started
 
     summary = {
@@ -230,6 +230,7 @@ def run_job(
         "settings": config.model_dump(mode="json"),
         "objectives": [asdict(o) for o in objectives],
         "constraints": [asdict(c) for c in constraints],
+        "latency": _latency_context(config, latency),
         "training": history,
         "searcher_seconds_per_candidate": study.seconds_per_candidate,
         "time_seconds": {**timings, "total": sum(timings.values())},
@@ -262,19 +263,34 @@ def _latency_evaluator(
     return ProfiledLatency(profile, model)
 
 
-def _measured_here(profile, model, arch, input_shape, evaluation: Evaluation) -> dict:
-    """An exported model timed on this machine with the profile's settings, next to the
-    profile's estimate: when this machine is the profiled device, the two must agree."""
-    from hwnas.hardware.measure import measure
+def _latency_context(config: RunConfig, latency: MeasuredLatency | ProfiledLatency) -> dict:
+    """Where the run's latency numbers come from, so they are never read without it."""
+    from hwnas.hardware.measure import environment
 
-    example = torch.randn(profile.settings.batch_size, *input_shape)
-    measured = measure(model.extract(arch), example, profile.settings).median_ms
-    predicted = evaluation.metrics["latency_ms"]
-    return {
-        "measured_latency_ms_here": measured,
-        "profile_latency_ms": predicted,
-        "profile_error": predicted / measured - 1,
-    }
+    if isinstance(latency, ProfiledLatency):
+        profile = latency.profile
+        return {"source": config.latency.source, "device": profile.device,
+                "settings": asdict(profile.settings), "validation": profile.validation}  # fmt: skip
+    return {"source": "measured", "device": environment(latency.settings),
+            "settings": asdict(latency.settings)}  # fmt: skip
+
+
+def _measure_here(profile, model, space, chosen: dict, exported: dict, input_shape) -> None:
+    """Exported models timed on this machine with the profile's settings (interleaved
+    rounds, as the profile was made), next to the profile's estimate: when this machine is
+    the profiled device, the two must agree."""
+    from hwnas.hardware.profile import measure_archs
+
+    archs = [space.make(e.arch) for e in chosen.values()]
+    measured = measure_archs(model, archs, input_shape, profile.settings, SilentProgress(),
+                             "exported", rounds=5)  # fmt: skip
+    for (label, e), ms in zip(chosen.items(), measured, strict=True):
+        predicted = e.metrics["latency_ms"]
+        exported[label].update(
+            measured_latency_ms_here=float(ms),
+            profile_latency_ms=predicted,
+            profile_error=predicted / float(ms) - 1,
+        )
 
 
 def _calibrated(model, arch, calibration: torch.Tensor) -> torch.nn.Module:

@@ -16,7 +16,7 @@ import os
 import platform
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
@@ -159,6 +159,30 @@ def measure(module: torch.nn.Module, example: torch.Tensor, settings: LatencySet
     """Time ``module`` on ``example`` with the configured back-end."""
     with torch_threads(settings):
         return time_calls(prepare(module, example, settings), settings)
+
+
+def time_rounds(
+    calls: Sequence[Callable[[], object]],
+    settings: LatencySettings,
+    rounds: int,
+    seed: int = 0,
+    advance: Callable[[int], object] = lambda n: None,
+) -> np.ndarray:
+    """Median milliseconds of each call in each of ``rounds`` rounds, shape (rounds, calls).
+
+    Each round times every call once, in a fresh random order. On a shared machine speed
+    drifts over seconds; rounds spread each call's timing over the whole session, so drift
+    averages out instead of landing on whichever calls ran during a slow spell. Here the
+    median of 3 rounds halves the pass-to-pass difference of one long timing (docs).
+    """
+    rng = np.random.default_rng(seed)
+    timings = np.empty((rounds, len(calls)))
+    with torch_threads(settings):
+        for r in range(rounds):
+            for i in rng.permutation(len(calls)):
+                timings[r, i] = time_calls(calls[i], settings).median_ms
+                advance(1)
+    return timings
 
 
 def _cpu_model() -> str:

@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sklearn.model_selection import KFold
 
 from hwnas.errors import HwnasError
-from hwnas.hardware.measure import LatencySettings, environment, measure
+from hwnas.hardware.measure import LatencySettings, environment, prepare, time_rounds
 from hwnas.hardware.predictor import LatencyPredictor
 from hwnas.hardware.table import LatencyTable, MissingLayer, build_table
 from hwnas.predictors import quality
@@ -254,16 +254,17 @@ def measure_archs(
     settings: LatencySettings,
     progress: Progress,
     label: str,
+    rounds: int = 3,
+    seed: int = 0,
 ) -> np.ndarray:
-    """Measured latency (ms) of each arch's standalone sub-network."""
+    """Measured latency (ms) of each arch's standalone sub-network: the median of
+    ``rounds`` interleaved rounds, so machine drift does not bias single archs."""
     example = torch.randn(settings.batch_size, *input_shape)
-    task = progress.task(label, len(archs))
-    out = []
-    for arch in archs:
-        out.append(measure(model.extract(arch), example, settings).median_ms)
-        task.advance(1)
+    calls = [prepare(model.extract(arch), example, settings) for arch in archs]
+    task = progress.task(label, rounds * len(calls))
+    timings = time_rounds(calls, settings, rounds, seed, task.advance)
     task.close()
-    return np.asarray(out)
+    return np.median(timings, axis=0)
 
 
 def build_profile(
@@ -276,7 +277,8 @@ def build_profile(
     seed: int = 0,
     progress: Progress | None = None,
 ) -> Profile:
-    """Measure the lookup table and ``samples`` random sub-networks; fit the predictor.
+    """Measure the lookup table and ``samples`` random sub-networks, each in ``rounds``
+    interleaved rounds; fit the predictor.
 
     The weights do not matter to latency, so a freshly initialised super-network serves.
     """
@@ -291,7 +293,9 @@ def build_profile(
     )  # fmt: skip
     rng = np.random.default_rng(seed)
     archs = _distinct_samples(model, samples, rng)
-    measured = measure_archs(model, archs, input_shape, settings, progress, "sub-networks")
+    measured = measure_archs(
+        model, archs, input_shape, settings, progress, "sub-networks", rounds, seed
+    )
     table_ms = np.array([table.predict(layers.schedule(model, a, size)) for a in archs])
     features = model.space().features(archs)
     held_out = np.empty(len(archs))
@@ -334,6 +338,7 @@ def check_profile(
     samples: int,
     seed: int = 1,
     progress: Progress | None = None,
+    rounds: int = 5,
 ) -> dict[str, Any]:
     """Measure ``samples`` fresh random sub-networks here and score the profile's estimates.
 
@@ -343,7 +348,9 @@ def check_profile(
     progress = progress or SilentProgress()
     started = time.perf_counter()
     archs = _distinct_samples(model.eval(), samples, np.random.default_rng(seed))
-    measured = measure_archs(model, archs, profile.input_shape, profile.settings, progress, "check")
+    measured = measure_archs(
+        model, archs, profile.input_shape, profile.settings, progress, "check", rounds, seed
+    )
     try:
         table_ms, predicted = profile.estimate(model, archs)
     except MissingLayer as exc:
@@ -352,6 +359,7 @@ def check_profile(
     return {
         "samples": len(archs),
         "seed": seed,
+        "rounds": rounds,
         "table": accuracy_figures(measured, table_ms),
         "predictor": accuracy_figures(measured, predicted),
         "profile_device": profile.device,

@@ -7,8 +7,8 @@ network instead of once per layer: without this the sum overestimates small netw
 half.
 
 Layers are timed in several rounds, each in a fresh random order, and the median round
-kept: a burst of load on a shared machine then spoils one round of a few layers instead of
-every timing of one layer.
+kept (``time_rounds``): a burst of load on a shared machine then spoils one round of a few
+layers instead of every timing of one layer.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from hwnas.hardware.measure import LatencySettings, prepare, time_calls, torch_threads
+from hwnas.hardware.measure import LatencySettings, prepare, time_rounds
 from hwnas.progress import Progress, SilentProgress
 from hwnas.supernet.layers import Layer
 
@@ -52,36 +52,25 @@ def build_table(
     seed: int = 0,
     progress: Progress | None = None,
 ) -> tuple[LatencyTable, dict[str, float]]:
-    """Time every layer ``rounds`` times; returns the table and its noise figures."""
+    """Time every layer in ``rounds`` rounds; returns the table and its noise figures."""
     progress = progress or SilentProgress()
     batch = settings.batch_size
-    calls = []
-    for layer in layers:
-        example = torch.randn(batch, *layer.input_shape)
-        calls.append(prepare(make_module(layer), example, settings))
+    calls = [prepare(make_module(layer), torch.randn(batch, *layer.input_shape), settings)
+             for layer in layers]  # fmt: skip
     first = layers[0].input_shape if layers else (3, 32, 32)
-    overhead_call = prepare(torch.nn.ReLU(), torch.randn(batch, *first), settings)
-    rng = np.random.default_rng(seed)
-    timings = np.empty((rounds, len(layers)))
-    overheads = np.empty(rounds)
-    task = progress.task("lookup table", rounds * (len(layers) + 1))
-    with torch_threads(settings):
-        for r in range(rounds):
-            overheads[r] = time_calls(overhead_call, settings).median_ms
-            task.advance(1)
-            for i in rng.permutation(len(layers)):
-                timings[r, i] = time_calls(calls[i], settings).median_ms
-                task.advance(1)
+    calls.append(prepare(torch.nn.ReLU(), torch.randn(batch, *first), settings))  # overhead
+    task = progress.task("lookup table", rounds * len(calls))
+    timings = time_rounds(calls, settings, rounds, seed, task.advance)
     task.close()
     medians = np.median(timings, axis=0)
-    spread = np.median(np.abs(timings - medians) / medians, axis=0) if rounds > 1 else medians * 0
+    deviation = np.median(np.abs(timings - medians) / medians, axis=0)[:-1]
     table = LatencyTable(
-        float(np.median(overheads)),
-        {layer.key: float(ms) for layer, ms in zip(layers, medians, strict=True)},
+        float(medians[-1]),
+        {layer.key: float(ms) for layer, ms in zip(layers, medians[:-1], strict=True)},
     )
     noise = {
         "rounds": rounds,
-        "layer_round_deviation_median": float(np.median(spread)),
-        "layer_round_deviation_max": float(np.max(spread)) if len(spread) else 0.0,
+        "layer_round_deviation_median": float(np.median(deviation)) if len(layers) else 0.0,
+        "layer_round_deviation_max": float(np.max(deviation)) if len(layers) else 0.0,
     }
     return table, noise
