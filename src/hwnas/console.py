@@ -82,14 +82,16 @@ def print_summary(summary: dict, out: Path) -> None:
 
 def print_run(summary: dict, out: Path) -> None:
     """The front, what was exported, and where the time went."""
-    names = list(summary["front"][0]["metrics"]) if summary["front"] else []
+    limited = [o["name"] for o in summary["objectives"] + summary["constraints"]]
+    names = list(dict.fromkeys([*limited, "macs", "peak_memory_kb"]))  # the rest: front.csv
+    first = summary["objectives"][0]["name"]
     table = Table(title=f"Pareto front ({len(summary['front'])} of {summary['evaluations']})")
     table.add_column("arch")
     for name in names:
         table.add_column(name, justify="right")
-    for entry in summary["front"]:
-        mark = " (knee)" if entry["key"] == summary["knee"] else ""
-        table.add_row(entry["key"][:60] + mark, *(f"{entry['metrics'][n]:.4g}" for n in names))
+    for entry in sorted(summary["front"], key=lambda e: e["metrics"][first]):
+        mark = "(knee) " if entry["key"] == summary["knee"] else ""
+        table.add_row(mark + entry["key"][:40], *(f"{entry['metrics'][n]:.4g}" for n in names))
     Console().print(table)
     for label, info in summary["exported"].items():
         console.print(

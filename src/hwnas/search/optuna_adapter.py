@@ -6,9 +6,8 @@ budget is only spent on new archs.
 
 Constraints reach the sampler as each finished trial's constraint values: the excess over
 each limit in minimisation form (value minus limit; <= 0 is feasible), also kept as the user
-attribute ``constraints``. Optuna 5 reads them from ``Trial.set_constraint``; older versions
-through the sampler's ``constraints_func``. A result lacking a constraint metric carries
-``MISSING_CONSTRAINT_VIOLATION`` there. Without constraints the sampler is built as before.
+attribute ``constraints``; the samplers read them from ``Trial.set_constraint`` (Optuna 5).
+A result lacking a constraint metric carries ``MISSING_CONSTRAINT_VIOLATION`` there.
 """
 
 from __future__ import annotations
@@ -51,11 +50,6 @@ class OptunaSearch(Searcher):
     ) -> None:
         super().__init__(space, objectives, seed, constraints)
         optuna = _optuna()
-        # optuna >= 5 takes constraint values set on the trial; before, only constraints_func
-        self._set_constraint = hasattr(optuna.trial.Trial, "set_constraint")
-        extra: dict[str, Any] = {}
-        if self.constraints and not self._set_constraint:
-            extra["constraints_func"] = _constraint_excess
         names = [c.name for c in self.constraints]
         self._constraint_keys = [
             n if names.count(n) == 1 else f"{n}#{j}" for j, n in enumerate(names)
@@ -63,14 +57,10 @@ class OptunaSearch(Searcher):
         if sampler == "tpe":
             with warnings.catch_warnings():  # `group` is marked experimental; it handles conditions
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                made = optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, **extra)
+                made = optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True)
             self.batch_size = 1
         elif sampler == "nsga2":
-            with warnings.catch_warnings():  # so is `constraints_func` (optuna < 5)
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                made = optuna.samplers.NSGAIISampler(
-                    seed=seed, population_size=population_size, **extra
-                )
+            made = optuna.samplers.NSGAIISampler(seed=seed, population_size=population_size)
             self.batch_size = population_size
         else:
             raise HwnasError(f"unknown optuna sampler {sampler!r}; use tpe or nsga2")
@@ -118,9 +108,8 @@ class OptunaSearch(Searcher):
             if self.constraints:
                 excess = self._excess(values)
                 trial.set_user_attr(_USER_ATTR, excess)
-                if self._set_constraint:
-                    for key, value in zip(self._constraint_keys, excess, strict=True):
-                        trial.set_constraint(key, value)
+                for key, value in zip(self._constraint_keys, excess, strict=True):
+                    trial.set_constraint(key, value)
             self.study.tell(trial, [float(values[o.name]) for o in self.objectives])
 
     def _excess(self, values: Metrics) -> list[float]:
@@ -148,8 +137,6 @@ class OptunaSearch(Searcher):
         excess = self._excess(values) if self.constraints and values is not None else None
         if excess is not None:
             attrs["user_attrs"] = {_USER_ATTR: excess}
-            if not self._set_constraint:  # add_trial skips the hook that calls constraints_func
-                attrs["system_attrs"] = {_legacy_constraints_key(): tuple(excess)}
         frozen = self._optuna.trial.create_trial(
             params=params,
             distributions={n: self._distributions[n] for n in params},
@@ -161,24 +148,10 @@ class OptunaSearch(Searcher):
             ),
             **attrs,
         )
-        if excess is not None and self._set_constraint:
+        if excess is not None:
             for key, value in zip(self._constraint_keys, excess, strict=True):
                 frozen.set_constraint(key, value)
         self.study.add_trial(frozen)
 
 
 _USER_ATTR = "constraints"
-
-
-def _constraint_excess(trial: Any) -> list[float]:
-    """Optuna's ``constraints_func``: the excesses stored on the trial when it was told."""
-    return list(trial.user_attrs[_USER_ATTR])
-
-
-def _legacy_constraints_key() -> str:
-    """Where Optuna < 5 keeps a trial's ``constraints_func`` values (a private name)."""
-    try:
-        from optuna.study._constrained_optimization import _CONSTRAINTS_KEY
-    except ImportError:  # pragma: no cover - moved in some version
-        return "constraints"
-    return _CONSTRAINTS_KEY
