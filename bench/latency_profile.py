@@ -62,8 +62,6 @@ def _differences(first: np.ndarray, second: np.ndarray) -> dict:
 def profiled_search(profile: Path, out: Path, checkpoint: Path | None) -> dict:
     """The main job with latency from the profile; the front measured here afterwards."""
     config = with_overrides(RunConfig(), {"latency.source": f"profile:{profile}"})
-    if out.exists():
-        shutil.rmtree(out)
     if checkpoint is not None:
         out.mkdir(parents=True)
         shutil.copy(checkpoint, out / CHECKPOINT)
@@ -99,7 +97,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.out.exists():
-        shutil.rmtree(args.out)
+        parser.error(f"--out {args.out} exists; pick another folder or delete it")
     args.out.mkdir(parents=True)
     profile = args.out / "profile.json"
     results: dict = {}

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from hwnas.files import write_atomic
 from hwnas.hardware.measure import onnx_session, to_onnx
 from hwnas.space import Arch
 
@@ -40,9 +41,8 @@ def export_subnet(
     if worst > TOLERANCE:
         raise RuntimeError(f"ONNX export of {arch.key} differs from PyTorch by {worst:.2e}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.with_suffix(".tmp").write_bytes(model)
-    path.with_suffix(".tmp").replace(path)
+    write_atomic(path, model)
     description = {"arch": arch.to_dict(), "key": arch.key, "metrics": metrics or {},
                    "onnx_max_abs_diff": worst, "input_shape": [1, *input_shape]}  # fmt: skip
-    path.with_suffix(".json").write_text(json.dumps(description, indent=2))
+    write_atomic(path.with_suffix(".json"), json.dumps(description, indent=2))
     return worst

@@ -15,7 +15,8 @@ import torch
 
 from hwnas.config import RunConfig
 from hwnas.errors import HwnasError
-from hwnas.hardware.profile import build_profile, check_profile, load_profile
+from hwnas.files import write_atomic
+from hwnas.hardware.profile import build_profile, check_fits, check_profile, load_profile
 from hwnas.progress import Progress, SilentProgress
 from hwnas.supernet import SUPERNETS, build_supernet
 
@@ -64,12 +65,19 @@ def check_job(
     samples: int,
     out: Path,
     rounds: int = 5,
-    seed: int = 1,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """Measure ``samples`` fresh sub-networks here; write ``out/check.json``."""
+    """Measure ``samples`` fresh sub-networks here; write ``out/check.json``.
+
+    Everything that can be wrong (the profile, the output folder) is checked before the
+    minutes of measuring start.
+    """
+    if samples < 10:
+        raise HwnasError(f"--samples {samples}: a check needs at least 10 sub-networks")
     if out.exists() and not out.is_dir():
         raise HwnasError(f"--out {out}: exists and is not a folder")
+    if not out.parent.is_dir():
+        raise HwnasError(f"--out {out}: folder {out.parent} does not exist")
     if (out / "check.json").exists():
         raise HwnasError(f"--out {out}: already holds a check.json; pick another folder")
     profile = load_profile(profile_path)
@@ -80,11 +88,13 @@ def check_job(
         model = entry.model(entry.config.from_dict(profile.config))
     except HwnasError as exc:
         raise HwnasError(f"profile {profile_path}: supernet.config: {exc}") from None
-    torch.manual_seed(seed)
-    checked = check_profile(profile, model, samples, seed, progress, rounds)
+    check_fits(profile, profile_path, profile.supernet, model, profile.input_shape)
+    try:
+        out.mkdir(exist_ok=True)
+    except OSError as exc:
+        raise HwnasError(f"--out {out}: cannot create ({exc.strerror})") from None
+    torch.manual_seed(0)
+    checked = check_profile(profile, model, samples, progress, rounds)
     result = {"profile": str(profile_path), **checked}
-    out.mkdir(parents=True, exist_ok=True)
-    temporary = out / "check.json.tmp"
-    temporary.write_text(json.dumps(result, indent=1))
-    temporary.replace(out / "check.json")
+    write_atomic(out / "check.json", json.dumps(result, indent=1, allow_nan=False))
     return result

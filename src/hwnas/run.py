@@ -24,6 +24,7 @@ from hwnas.evaluate.cost import CostEvaluator
 from hwnas.evaluate.latency import MeasuredLatency, ProfiledLatency
 from hwnas.evaluate.memory import MemoryEvaluator
 from hwnas.export import export_subnet
+from hwnas.files import write_atomic
 from hwnas.pareto import Objective, feasible_mask, knee_index, objective_matrix, pareto_mask
 from hwnas.progress import Progress, SilentProgress
 from hwnas.report.html import write_report
@@ -192,7 +193,7 @@ def run_job(
             store=store,
             run_id=RUN_ID,
             budget=config.search.budget,
-            config=config.model_dump(mode="json"),
+            config={**config.model_dump(mode="json"), "latency_from": _latency_identity(latency)},
             progress=progress,
         )
         evaluations = study.optimize()
@@ -235,7 +236,7 @@ def run_job(
         "searcher_seconds_per_candidate": study.seconds_per_candidate,
         "time_seconds": {**timings, "total": sum(timings.values())},
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    write_atomic(out / "summary.json", json.dumps(summary, indent=2))
     _write_front_csv(out / "front.csv", front)
     write_report(
         out / "report.html",
@@ -256,11 +257,22 @@ def _latency_evaluator(
     path = config.latency.profile_path
     if path is None:
         return MeasuredLatency(model.extract, input_shape, config.latency.settings())
-    from hwnas.hardware.profile import check_compatible, load_profile
+    from hwnas.hardware.profile import check_fits, load_profile
 
     profile = load_profile(path)
-    check_compatible(profile, path, config.supernet.name, model.config.to_dict(), input_shape)
+    check_fits(profile, path, config.supernet.name, model, input_shape)
     return ProfiledLatency(profile, model)
+
+
+def _latency_identity(latency: MeasuredLatency | ProfiledLatency) -> dict:
+    """What stored latencies depend on: a resume on another machine, or with a rebuilt
+    profile at the same path, is refused instead of mixing two sources' numbers."""
+    from hwnas.hardware.measure import environment
+
+    if isinstance(latency, ProfiledLatency):
+        return {"profile": latency.profile.fingerprint, "created": latency.profile.created,
+                "device": latency.profile.device}  # fmt: skip
+    return {k: v for k, v in environment(latency.settings).items() if k != "os"}
 
 
 def _latency_context(config: RunConfig, latency: MeasuredLatency | ProfiledLatency) -> dict:
@@ -278,18 +290,21 @@ def _latency_context(config: RunConfig, latency: MeasuredLatency | ProfiledLaten
 def _measure_here(profile, model, space, chosen: dict, exported: dict, input_shape) -> None:
     """Exported models timed on this machine with the profile's settings (interleaved
     rounds, as the profile was made), next to the profile's estimate: when this machine is
-    the profiled device, the two must agree."""
-    from hwnas.hardware.profile import measure_archs
+    the profiled device, the two must agree; on another machine, the gap is the devices'."""
+    from hwnas.hardware.measure import environment
+    from hwnas.hardware.profile import measure_archs, same_device
 
     archs = [space.make(e.arch) for e in chosen.values()]
     measured = measure_archs(model, archs, input_shape, profile.settings, SilentProgress(),
                              "exported", rounds=5)  # fmt: skip
+    here = same_device(profile.device, environment(profile.settings))
     for (label, e), ms in zip(chosen.items(), measured, strict=True):
         predicted = e.metrics["latency_ms"]
         exported[label].update(
             measured_latency_ms_here=float(ms),
             profile_latency_ms=predicted,
             profile_error=predicted / float(ms) - 1,
+            profiled_device_is_this_one=here,
         )
 
 

@@ -48,11 +48,6 @@ class Timing:
     runs: int
     seconds: float
 
-    @property
-    def ci_relative(self) -> float:
-        """Half-width of the median's 95% interval relative to the median."""
-        return (self.ci_high_ms - self.ci_low_ms) / 2 / self.median_ms
-
     def to_dict(self) -> dict[str, float]:
         return asdict(self)
 
@@ -60,15 +55,16 @@ class Timing:
 def median_interval(samples: np.ndarray, z: float = 1.96) -> tuple[float, float]:
     """Distribution-free 95% interval of the median from order statistics.
 
-    The number of samples below the median is Binomial(n, 1/2), so the order statistics
-    ``n/2 -/+ z*sqrt(n)/2`` bracket it; no normality of the timings is assumed (they are
-    skewed: a run can be much slower than typical, never much faster).
+    The number of samples below the median is Binomial(n, 1/2), so the order statistics of
+    ranks ``n/2 -/+ z*sqrt(n)/2`` (widened to whole ranks) bracket it; no normality of the
+    timings is assumed (they are skewed: a run can be much slower than typical, never much
+    faster).
     """
     ordered = np.sort(samples)
     n = len(ordered)
     half = z * math.sqrt(n) / 2
-    low = max(0, math.floor(n / 2 - half))
-    high = min(n - 1, math.ceil(n / 2 + half) - 1)
+    low = max(0, math.floor(n / 2 - half) - 1)  # 0-based index of rank floor(n/2 - half)
+    high = min(n - 1, math.ceil(n / 2 + half))  # and of rank ceil(n/2 + half) + 1
     return float(ordered[low]), float(ordered[high])
 
 

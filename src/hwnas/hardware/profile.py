@@ -24,13 +24,23 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from sklearn.model_selection import KFold
 
+from hwnas.config import LatencyConfig
 from hwnas.errors import HwnasError
+from hwnas.files import write_atomic
 from hwnas.hardware.measure import LatencySettings, environment, prepare, time_rounds
 from hwnas.hardware.predictor import LatencyPredictor
-from hwnas.hardware.table import LatencyTable, MissingLayer, build_table
+from hwnas.hardware.table import LatencyTable, build_table
 from hwnas.predictors import quality
 from hwnas.progress import Progress, SilentProgress
 from hwnas.space import Arch
@@ -67,19 +77,15 @@ class _Strict(BaseModel):
 class _Supernet(_Strict):
     name: str
     config: dict[str, Any]
-    input_shape: list[int] = Field(min_length=3, max_length=3)
+    input_shape: list[PositiveInt] = Field(min_length=3, max_length=3)
     fingerprint: str
 
-
-class _Settings(_Strict):
-    backend: Literal["onnxruntime", "torch"]
-    threads: int = Field(ge=1)
-    batch_size: int = Field(ge=1)
-    warmup: int = Field(ge=0)
-    min_runs: int = Field(ge=1)
-    max_runs: int = Field(ge=1)
-    target_ci: float = Field(gt=0)
-    max_seconds: float = Field(gt=0)
+    @field_validator("input_shape")
+    @classmethod
+    def _square(cls, shape: list[int]) -> list[int]:
+        if shape[1] != shape[2]:
+            raise ValueError("inputs must be square (channels, size, size)")
+        return shape
 
 
 class _Table(_Strict):
@@ -111,6 +117,12 @@ class _Predictor(_Strict):
             raise ValueError("scale holds a zero")
         return scale
 
+    @model_validator(mode="after")
+    def _one_length(self) -> _Predictor:
+        if not len(self.mean) == len(self.scale) == len(self.coef):
+            raise ValueError("mean, scale and coef must have one entry per feature")
+        return self
+
 
 class _ProfileFile(_Strict):
     format: Literal["hwnas-latency-profile"]
@@ -118,7 +130,7 @@ class _ProfileFile(_Strict):
     created: str
     hwnas_version: str
     supernet: _Supernet
-    settings: _Settings
+    settings: LatencyConfig
     device: dict[str, Any]
     table: _Table
     predictor: _Predictor
@@ -175,25 +187,26 @@ class Profile:
         }
 
     def save(self, path: Path) -> None:
-        """Written whole or not at all (temporary file, then rename)."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(path.name + ".tmp")
-        temporary.write_text(json.dumps(self.to_dict(), indent=1, allow_nan=False))
-        temporary.replace(path)
+        """Written whole or not at all."""
+        write_atomic(path, json.dumps(self.to_dict(), indent=1, allow_nan=False))
 
 
 def load_profile(path: Path | str) -> Profile:
     """Read and check a profile file; any problem is one ``HwnasError`` naming file and field."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise HwnasError(f"profile {path}: no such file")
+    if not path.is_file():
+        raise HwnasError(f"profile {path}: not a file")
     try:
         raw = json.loads(path.read_text(), parse_constant=_refuse_constant)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except OSError as exc:
+        raise HwnasError(f"profile {path}: cannot be read ({exc.strerror})") from None
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise HwnasError(f"profile {path}: not a valid JSON file ({exc})") from None
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
         raise HwnasError(f"profile {path}: not an hwnas latency profile (no format {FORMAT!r})")
-    if raw.get("version") != VERSION:
+    if type(raw.get("version")) is not int or raw["version"] != VERSION:
         raise HwnasError(
             f"profile {path}: format version {raw.get('version')!r}; this hwnas reads version "
             f"{VERSION} (rebuild it with hwnas profile)"
@@ -211,7 +224,7 @@ def load_profile(path: Path | str) -> Profile:
         supernet=s.name,
         config=s.config,
         input_shape=tuple(s.input_shape),
-        settings=LatencySettings(**data.settings.model_dump()),
+        settings=data.settings.settings(),
         device=data.device,
         table=LatencyTable(data.table.overhead_ms, data.table.entries),
         table_noise=data.table.noise,
@@ -225,10 +238,13 @@ def _refuse_constant(name: str) -> float:
     raise ValueError(f"{name} is not a number a profile may hold")
 
 
-def check_compatible(
-    profile: Profile, path: Path | str, supernet: str, config: dict[str, Any], input_shape
+def check_fits(
+    profile: Profile, path: Path | str, supernet: str, model: ElasticMobileNet, input_shape
 ) -> None:
-    """Refuse a profile made for another super-network, config or input shape, saying which."""
+    """Refuse a profile that cannot estimate this network's archs, saying why: made for
+    another super-network, config or input shape, or a table or predictor that does not
+    cover the space (a damaged file, or one from an hwnas that encodes archs differently)."""
+    config = model.config.to_dict()
     if profile.supernet != supernet:
         raise HwnasError(
             f"profile {path}: made for super-network {profile.supernet!r}, not {supernet!r}"
@@ -244,6 +260,21 @@ def check_compatible(
             f"profile {path}: made for inputs {list(profile.input_shape)}, this run feeds "
             f"{list(input_shape)}"
         )
+    missing = [layer.key for layer in layers.catalogue(model, input_shape[-1])
+               if layer.key not in profile.table.entries]  # fmt: skip
+    if missing:
+        raise HwnasError(f"profile {path}: table has no entry for layer {missing[0]}")
+    corners = [model.smallest_arch(), model.largest_arch()]
+    features = model.space().features(corners).shape[1]
+    if profile.predictor.n_features != features:
+        raise HwnasError(
+            f"profile {path}: predictor has {profile.predictor.n_features} features, this "
+            f"space has {features}"
+        )
+    with np.errstate(over="ignore", invalid="ignore"):  # reported below, in one line
+        estimates = np.concatenate(profile.estimate(model, corners))
+    if not np.all(np.isfinite(estimates) & (estimates > 0)):
+        raise HwnasError(f"profile {path}: estimates non-positive or infinite latencies")
 
 
 # -- building and checking ---------------------------------------------------------------------
@@ -282,17 +313,19 @@ def build_profile(
 
     The weights do not matter to latency, so a freshly initialised super-network serves.
     """
-    if samples < 10:
-        raise HwnasError(f"--samples {samples}: the predictor needs at least 10 sub-networks")
     progress = progress or SilentProgress()
     model = model.eval()
+    archs = _distinct_samples(model, samples, seed)
+    if len(archs) < 10:
+        raise HwnasError(
+            f"--samples {samples}: the predictor needs at least 10 distinct sub-networks "
+            f"(this space gave {len(archs)})"
+        )
     size = input_shape[-1]
     table, noise = build_table(
         layers.catalogue(model, size), lambda layer: layers.module(model, layer),
         settings, rounds=rounds, seed=seed, progress=progress,
     )  # fmt: skip
-    rng = np.random.default_rng(seed)
-    archs = _distinct_samples(model, samples, rng)
     measured = measure_archs(
         model, archs, input_shape, settings, progress, "sub-networks", rounds, seed
     )
@@ -304,6 +337,8 @@ def build_profile(
         held_out[test] = fitted.predict(features[test], table_ms[test])
     validation = {
         "method": f"5-fold cross-validation on {len(archs)} measured sub-networks",
+        "seed": seed,
+        "samples": len(archs),
         "table": accuracy_figures(measured, table_ms),
         "predictor": accuracy_figures(measured, held_out),
     }
@@ -321,40 +356,49 @@ def build_profile(
     )
 
 
-def _distinct_samples(model: ElasticMobileNet, n: int, rng: np.random.Generator) -> list[Arch]:
-    space = model.space()
+def _distinct_samples(
+    model: ElasticMobileNet, n: int, seed: int, exclude: frozenset[str] = frozenset()
+) -> list[Arch]:
+    """Up to ``n`` distinct random archs (fewer only in a tiny space), none in ``exclude``."""
+    space, rng = model.space(), np.random.default_rng(seed)
     archs: dict[str, Arch] = {}
     for _ in range(100 * n):
         if len(archs) == n:
             break
         arch = space.sample(rng)
-        archs.setdefault(arch.key, arch)
+        if arch.key not in exclude:
+            archs.setdefault(arch.key, arch)
     return list(archs.values())
+
+
+def same_device(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two environments describe the same CPU, runtime and settings (the OS string
+    carries the kernel build, which changes with updates that do not move timings)."""
+    return {k: v for k, v in a.items() if k != "os"} == {k: v for k, v in b.items() if k != "os"}
 
 
 def check_profile(
     profile: Profile,
     model: ElasticMobileNet,
     samples: int,
-    seed: int = 1,
     progress: Progress | None = None,
     rounds: int = 5,
 ) -> dict[str, Any]:
-    """Measure ``samples`` fresh random sub-networks here and score the profile's estimates.
-
-    The seed differs from the profile's fitting seed, so these archs are held out (in a space
-    of ~1e16 archs two random draws practically never coincide).
-    """
+    """Measure ``samples`` random sub-networks here, none of those the profile was fitted on
+    (they are drawn again from its recorded seed and excluded), and score its estimates."""
     progress = progress or SilentProgress()
     started = time.perf_counter()
-    archs = _distinct_samples(model.eval(), samples, np.random.default_rng(seed))
+    model = model.eval()
+    fit_seed = int(profile.validation.get("seed", 0))
+    fitted = _distinct_samples(model, int(profile.validation.get("samples", 0)), fit_seed)
+    seed = fit_seed + 1
+    archs = _distinct_samples(model, samples, seed, frozenset(a.key for a in fitted))
+    if len(archs) < 2:
+        raise HwnasError("--check: this space has too few archs the profile was not fitted on")
     measured = measure_archs(
         model, archs, profile.input_shape, profile.settings, progress, "check", rounds, seed
     )
-    try:
-        table_ms, predicted = profile.estimate(model, archs)
-    except MissingLayer as exc:
-        raise HwnasError(f"profile has no table entry for layer {exc.args[0]}") from None
+    table_ms, predicted = profile.estimate(model, archs)
     here = environment(profile.settings)
     return {
         "samples": len(archs),
@@ -364,8 +408,7 @@ def check_profile(
         "predictor": accuracy_figures(measured, predicted),
         "profile_device": profile.device,
         "this_device": here,
-        "same_device": {k: v for k, v in profile.device.items() if k != "os"}
-        == {k: v for k, v in here.items() if k != "os"},
+        "same_device": same_device(profile.device, here),
         "seconds": time.perf_counter() - started,
         "archs": [
             {"key": a.key, "measured_ms": m, "table_ms": t, "predicted_ms": p}

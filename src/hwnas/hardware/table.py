@@ -57,8 +57,8 @@ def build_table(
     batch = settings.batch_size
     calls = [prepare(make_module(layer), torch.randn(batch, *layer.input_shape), settings)
              for layer in layers]  # fmt: skip
-    first = layers[0].input_shape if layers else (3, 32, 32)
-    calls.append(prepare(torch.nn.ReLU(), torch.randn(batch, *first), settings))  # overhead
+    first = layers[0].input_shape  # the network's input: where a whole network pays overhead
+    calls.append(prepare(torch.nn.ReLU(), torch.randn(batch, *first), settings))
     task = progress.task("lookup table", rounds * len(calls))
     timings = time_rounds(calls, settings, rounds, seed, task.advance)
     task.close()
@@ -70,7 +70,7 @@ def build_table(
     )
     noise = {
         "rounds": rounds,
-        "layer_round_deviation_median": float(np.median(deviation)) if len(layers) else 0.0,
-        "layer_round_deviation_max": float(np.max(deviation)) if len(layers) else 0.0,
+        "layer_round_deviation_median": float(np.median(deviation)),
+        "layer_round_deviation_max": float(np.max(deviation)),
     }
     return table, noise

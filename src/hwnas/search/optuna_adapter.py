@@ -4,9 +4,10 @@ Optuna is an optional extra. Its samplers may propose an arch that was already e
 such a trial is told its known result at once (free) and the sampler is asked again, so the
 budget is only spent on new archs.
 
-Constraints reach the sampler as each finished trial's constraint values: the excess over
-each limit in minimisation form (value minus limit; <= 0 is feasible), also kept as the user
-attribute ``constraints``; the samplers read them from ``Trial.set_constraint`` (Optuna 5).
+Constraints and objective limits reach the sampler as each finished trial's constraint
+values: the excess over each limit in minimisation form (value minus limit; <= 0 is
+feasible), also kept as the user attribute ``constraints``; the samplers read them from
+``Trial.set_constraint`` (Optuna 5).
 A result lacking a constraint metric carries ``MISSING_CONSTRAINT_VIOLATION`` there.
 """
 
@@ -50,7 +51,9 @@ class OptunaSearch(Searcher):
     ) -> None:
         super().__init__(space, objectives, seed, constraints)
         optuna = _optuna()
-        names = [c.name for c in self.constraints]
+        # limits on objectives steer the sampler just as constraints do
+        self._limited = [o for o in self.objectives if o.limit is not None]
+        names = [c.name for c in (*self.constraints, *self._limited)]
         self._constraint_keys = [
             n if names.count(n) == 1 else f"{n}#{j}" for j, n in enumerate(names)
         ]
@@ -105,7 +108,7 @@ class OptunaSearch(Searcher):
         if values is None:
             self.study.tell(trial, state=self._optuna.trial.TrialState.FAIL)
         else:
-            if self.constraints:
+            if self._constraint_keys:
                 excess = self._excess(values)
                 trial.set_user_attr(_USER_ATTR, excess)
                 for key, value in zip(self._constraint_keys, excess, strict=True):
@@ -113,10 +116,12 @@ class OptunaSearch(Searcher):
             self.study.tell(trial, [float(values[o.name]) for o in self.objectives])
 
     def _excess(self, values: Metrics) -> list[float]:
-        """Each constraint's value minus its limit, in minimisation form (<= 0 feasible)."""
+        """Each constraint's, then each limited objective's, value minus its limit, in
+        minimisation form (<= 0 feasible)."""
         row = self._constraint_row(values)
         excess = np.where(np.isnan(row), MISSING_CONSTRAINT_VIOLATION, row - self.constraint_limits)
-        return [float(e) for e in excess]
+        limited = [o.to_min(float(values[o.name])) - o.to_min(o.limit) for o in self._limited]
+        return [float(e) for e in excess] + limited
 
     def tell(self, archs: Sequence[Arch], metrics: Sequence[Metrics]) -> None:
         for arch, values in zip(archs, metrics, strict=True):
@@ -134,7 +139,7 @@ class OptunaSearch(Searcher):
         """A result from the store that this sampler never asked for (resume)."""
         params = {n: v for n, v in arch.to_dict().items() if v is not None}
         attrs: dict[str, dict[str, Any]] = {}
-        excess = self._excess(values) if self.constraints and values is not None else None
+        excess = self._excess(values) if self._constraint_keys and values is not None else None
         if excess is not None:
             attrs["user_attrs"] = {_USER_ATTR: excess}
         frozen = self._optuna.trial.create_trial(

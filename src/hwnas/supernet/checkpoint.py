@@ -13,8 +13,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,7 @@ from safetensors.torch import save
 
 import hwnas
 from hwnas.errors import HwnasError
+from hwnas.files import write_atomic
 from hwnas.supernet.mobilenet import ElasticMobileNet
 
 FORMAT = "hwnas.supernet/1"
@@ -36,19 +35,6 @@ def _digest(tensors: Mapping[str, torch.Tensor]) -> str:
         h.update(name.encode())
         h.update(tensors[name].contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _one_line(error: BaseException) -> str:
@@ -84,11 +70,11 @@ def save_checkpoint(
         buffer = io.BytesIO()
         torch.save(optimizer.state_dict(), buffer)
         data = buffer.getvalue()
-        _write_atomic(optimizer_path(path), data)
+        write_atomic(optimizer_path(path), data)
         header["optimizer_sha256"] = hashlib.sha256(data).hexdigest()
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     header["sha256"] = _digest(tensors)
-    _write_atomic(path, save(tensors, metadata=header))
+    write_atomic(path, save(tensors, metadata=header))
     return path
 
 

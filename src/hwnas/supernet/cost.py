@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import NamedTuple
 
 from hwnas.space import Arch, Value
-from hwnas.supernet.mobilenet import MobileNetConfig
+from hwnas.supernet.mobilenet import MobileNetConfig, arch_blocks, out_size
 
 
 class Cost(NamedTuple):
@@ -20,22 +20,13 @@ class Cost(NamedTuple):
     params: int
 
 
-def _out_size(size: int, stride: int) -> int:
-    """Spatial size after an odd-kernel conv padded by kernel // 2."""
-    return (size - 1) // stride + 1
-
-
 def cost(arch: Arch | Mapping[str, Value | None], config: MobileNetConfig) -> Cost:
     """Multiply-accumulates at the arch's resolution and parameters of its extracted module."""
-    size = _out_size(int(arch["resolution"]), config.stem_stride)
+    size = out_size(int(arch["resolution"]), config.stem_stride)
     macs = config.in_channels * config.stem_width * 9 * size * size
     params = config.in_channels * config.stem_width * 9 + 2 * config.stem_width
-    for spec in config.blocks():
-        if spec.index >= int(arch[f"s{spec.stage}.depth"]):
-            continue
-        k = int(arch[f"s{spec.stage}.b{spec.index}.kernel"])
-        hidden = spec.in_channels * int(arch[f"s{spec.stage}.b{spec.index}.expand"])
-        out = _out_size(size, spec.stride)
+    for spec, k, hidden in arch_blocks(arch, config):
+        out = out_size(size, spec.stride)
         macs += spec.in_channels * hidden * size * size  # expand
         macs += hidden * k * k * out * out  # depthwise
         macs += hidden * spec.out_channels * out * out  # project

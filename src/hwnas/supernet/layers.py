@@ -17,8 +17,7 @@ import torch
 from torch import nn
 
 from hwnas.space import Arch, Value
-from hwnas.supernet.cost import _out_size
-from hwnas.supernet.mobilenet import ElasticMobileNet
+from hwnas.supernet.mobilenet import ElasticMobileNet, arch_blocks, out_size
 from hwnas.supernet.static import pool_and_classify, resize
 
 
@@ -69,21 +68,19 @@ def schedule(
             Layer("resize", (("to", resolution),), (config.in_channels, input_size, input_size))
         )
     layers.append(Layer("stem", (), (config.in_channels, resolution, resolution)))
-    size = _out_size(resolution, config.stem_stride)
-    for spec in config.blocks():
-        if spec.index >= int(arch[f"s{spec.stage}.depth"]):
-            continue
+    size = out_size(resolution, config.stem_stride)
+    for spec, kernel, hidden in arch_blocks(arch, config):
         settings = (
             ("in", spec.in_channels),
             ("out", spec.out_channels),
             ("stride", spec.stride),
             ("se", int(spec.se)),
             ("hswish", int(spec.hswish)),
-            ("kernel", int(arch[f"s{spec.stage}.b{spec.index}.kernel"])),
-            ("expand", int(arch[f"s{spec.stage}.b{spec.index}.expand"])),
+            ("kernel", kernel),
+            ("expand", hidden // spec.in_channels),
         )
         layers.append(Layer("mbconv", settings, (spec.in_channels, size, size)))
-        size = _out_size(size, spec.stride)
+        size = out_size(size, spec.stride)
     layers.append(Layer("head", (), (config.widths[-1], size, size)))
     return layers
 

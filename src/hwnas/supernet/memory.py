@@ -15,8 +15,7 @@ from typing import NamedTuple
 
 from hwnas.errors import HwnasError
 from hwnas.space import Arch, Value
-from hwnas.supernet.cost import _out_size
-from hwnas.supernet.mobilenet import BlockSpec, MobileNetConfig
+from hwnas.supernet.mobilenet import MobileNetConfig, arch_blocks, out_size
 
 ArchLike = Arch | Mapping[str, Value | None]
 
@@ -68,14 +67,6 @@ def peak_live(schedule: Sequence[Op], bytes_per_element: int = 4) -> Peak:
     return Peak(profile[op], op)
 
 
-def _active_blocks(arch: ArchLike, config: MobileNetConfig) -> Iterator[tuple[BlockSpec, int, int]]:
-    """The blocks ``arch`` runs, each with its kernel size and hidden channels."""
-    for spec in config.blocks():
-        if spec.index < int(arch[f"s{spec.stage}.depth"]):
-            key = f"s{spec.stage}.b{spec.index}"
-            yield spec, int(arch[f"{key}.kernel"]), spec.in_channels * int(arch[f"{key}.expand"])
-
-
 def mobilenet_schedule(arch: ArchLike, config: MobileNetConfig, input_size: int) -> list[Op]:
     """The ops of one batch-1 inference of sub-network ``arch`` on ``input_size`` images.
 
@@ -96,11 +87,11 @@ def mobilenet_schedule(arch: ArchLike, config: MobileNetConfig, input_size: int)
     x = op("input", (), config.in_channels * input_size**2)
     if resolution != input_size:
         x = op("resize", (x,), config.in_channels * resolution**2)
-    size = _out_size(resolution, config.stem_stride)
+    size = out_size(resolution, config.stem_stride)
     x = op("stem", (x,), config.stem_width * size**2)
-    for spec, _, hidden in _active_blocks(arch, config):
+    for spec, _, hidden in arch_blocks(arch, config):
         p = f"s{spec.stage}.b{spec.index}."
-        out = _out_size(size, spec.stride)
+        out = out_size(size, spec.stride)
         y = op(p + "expand", (x,), hidden * size**2)
         y = op(p + "depthwise", (y,), hidden * out**2)
         if spec.se:
@@ -147,7 +138,7 @@ def _layers(arch: ArchLike, config: MobileNetConfig) -> Iterator[tuple[int, int,
     """Per conv and linear layer: weights, output channels, and float parameters per output
     channel besides the weights (2 for a batch-norm's affine, 1 for a bias)."""
     yield config.in_channels * config.stem_width * 9, config.stem_width, 2
-    for spec, kernel, hidden in _active_blocks(arch, config):
+    for spec, kernel, hidden in arch_blocks(arch, config):
         yield spec.in_channels * hidden, hidden, 2
         yield hidden * kernel * kernel, hidden, 2
         if spec.se:

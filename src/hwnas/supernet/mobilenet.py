@@ -156,6 +156,30 @@ class MobileNetConfig:
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
+class ArchBlock(NamedTuple):
+    """A block an arch runs: where it sits, and its kernel size and hidden channels."""
+
+    spec: BlockSpec
+    kernel: int
+    hidden: int
+
+
+def arch_blocks(arch: Mapping[str, Value | None], config: MobileNetConfig) -> Iterator[ArchBlock]:
+    """The blocks ``arch`` runs, in order: the one walk that cost, memory and latency
+    tables all build on, so they cannot disagree about which blocks exist."""
+    for spec in config.blocks():
+        if spec.index < int(arch[f"s{spec.stage}.depth"]):
+            key = f"s{spec.stage}.b{spec.index}"
+            yield ArchBlock(
+                spec, int(arch[f"{key}.kernel"]), spec.in_channels * int(arch[f"{key}.expand"])
+            )
+
+
+def out_size(size: int, stride: int) -> int:
+    """Spatial size after an odd-kernel conv padded by kernel // 2."""
+    return (size - 1) // stride + 1
+
+
 def build_space(config: MobileNetConfig) -> Space:
     """Choices ``resolution``, ``s{i}.depth``, ``s{i}.b{j}.kernel`` and ``s{i}.b{j}.expand``.
 

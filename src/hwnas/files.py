@@ -1,0 +1,26 @@
+"""Files written whole or not at all.
+
+A crash or a full disk mid-write must never leave a truncated checkpoint, profile or model
+where a user (or ``--resume``) would trust it: data goes to a uniquely named temporary file
+beside the target, is flushed to disk, then renamed over the target in one step.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+
+def write_atomic(path: Path, data: bytes | str) -> None:
+    payload = data.encode() if isinstance(data, str) else data
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
