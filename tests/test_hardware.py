@@ -142,6 +142,8 @@ def test_small_profile_round_trips(profile_file):
     check = check_profile(loaded, model, samples=10)
     assert check["samples"] == 10 and check["same_device"] is True
     assert 0 <= check["predictor"]["within_10pct"] <= 1 and len(check["archs"]) == 10
+    assert loaded.validation["reference_ms"] > 0 and math.isfinite(check["speed_drift"])
+    assert set(check["predictor_without_drift"]) == set(check["predictor"])
     fitted = {a.key for a in _distinct_samples(model, 12, loaded.validation["seed"])}
     assert len(fitted) == 12 and not fitted & {a["key"] for a in check["archs"]}  # held out
 

@@ -115,4 +115,11 @@ def print_profile(result: dict, written: Path) -> None:
     Console().print(table)
     if result.get("same_device") is False:
         console.print("note: this machine differs from the profiled device; expect a gap")
+    elif "speed_drift" in result:
+        f = result["predictor_without_drift"]
+        console.print(
+            f"this machine runs {result['speed_drift']:+.1%} slower than when profiled "
+            f"(largest arch); without that drift the predictor is {f['within_10pct']:.1%} "
+            f"within +/-10%, MAPE {f['mape_pct']:.1f}%"
+        )
     console.print(f"wrote {written} in {result['seconds']:.0f}s")

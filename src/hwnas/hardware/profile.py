@@ -326,9 +326,11 @@ def build_profile(
         layers.catalogue(model, size), lambda layer: layers.module(model, layer),
         settings, rounds=rounds, seed=seed, progress=progress,
     )  # fmt: skip
-    measured = measure_archs(
-        model, archs, input_shape, settings, progress, "sub-networks", rounds, seed
-    )
+    *measured, reference_ms = measure_archs(
+        model, [*archs, model.largest_arch()], input_shape, settings, progress,
+        "sub-networks", rounds, seed,
+    )  # fmt: skip
+    measured = np.asarray(measured)
     table_ms = np.array([table.predict(layers.schedule(model, a, size)) for a in archs])
     features = model.space().features(archs)
     held_out = np.empty(len(archs))
@@ -341,6 +343,7 @@ def build_profile(
         "samples": len(archs),
         "table": accuracy_figures(measured, table_ms),
         "predictor": accuracy_figures(measured, held_out),
+        "reference_ms": float(reference_ms),  # the largest arch, timed with the others
     }
     return Profile(
         supernet=supernet,
@@ -371,6 +374,23 @@ def _distinct_samples(
     return list(archs.values())
 
 
+def _drift(
+    profile: Profile, reference_ms: float, measured: np.ndarray, predicted: np.ndarray
+) -> dict[str, Any]:
+    """How much faster or slower this machine runs now than when the profile was made,
+    from the one arch both timed (the largest), and the predictor's figures with that
+    global factor taken out: what is left is the predictor's own error. A diagnostic only;
+    the figures above it are the honest ones."""
+    then = profile.validation.get("reference_ms")
+    if not isinstance(then, int | float) or not then > 0:
+        return {}
+    factor = reference_ms / then
+    return {
+        "speed_drift": factor - 1,
+        "predictor_without_drift": accuracy_figures(measured, predicted * factor),
+    }
+
+
 def same_device(a: dict[str, Any], b: dict[str, Any]) -> bool:
     """Whether two environments describe the same CPU, runtime and settings (the OS string
     carries the kernel build, which changes with updates that do not move timings)."""
@@ -395,9 +415,11 @@ def check_profile(
     archs = _distinct_samples(model, samples, seed, frozenset(a.key for a in fitted))
     if len(archs) < 2:
         raise HwnasError("--check: this space has too few archs the profile was not fitted on")
-    measured = measure_archs(
-        model, archs, profile.input_shape, profile.settings, progress, "check", rounds, seed
-    )
+    *measured, reference_ms = measure_archs(
+        model, [*archs, model.largest_arch()], profile.input_shape, profile.settings,
+        progress, "check", rounds, seed,
+    )  # fmt: skip
+    measured = np.asarray(measured)
     table_ms, predicted = profile.estimate(model, archs)
     here = environment(profile.settings)
     return {
@@ -406,6 +428,7 @@ def check_profile(
         "rounds": rounds,
         "table": accuracy_figures(measured, table_ms),
         "predictor": accuracy_figures(measured, predicted),
+        **_drift(profile, float(reference_ms), measured, predicted),
         "profile_device": profile.device,
         "this_device": here,
         "same_device": same_device(profile.device, here),
