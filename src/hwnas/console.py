@@ -85,13 +85,17 @@ def print_run(summary: dict, out: Path) -> None:
     limited = [o["name"] for o in summary["objectives"] + summary["constraints"]]
     names = list(dict.fromkeys([*limited, "macs", "peak_memory_kb"]))  # the rest: front.csv
     first = summary["objectives"][0]["name"]
-    table = Table(title=f"Pareto front ({len(summary['front'])} of {summary['evaluations']})")
-    table.add_column("arch")
+    table = Table(
+        title=f"Pareto front ({len(summary['front'])} of {summary['evaluations']})",
+        caption="* the knee; full arch keys in front.csv",
+    )
+    table.add_column("", width=1)
+    table.add_column("arch", no_wrap=True, max_width=16)
     for name in names:
         table.add_column(name, justify="right")
     for entry in sorted(summary["front"], key=lambda e: e["metrics"][first]):
-        mark = "(knee) " if entry["key"] == summary["knee"] else ""
-        table.add_row(mark + entry["key"][:40], *(f"{entry['metrics'][n]:.4g}" for n in names))
+        mark = "*" if entry["key"] == summary["knee"] else ""
+        table.add_row(mark, entry["key"], *(f"{entry['metrics'][n]:.4g}" for n in names))
     Console().print(table)
     for label, info in summary["exported"].items():
         console.print(
