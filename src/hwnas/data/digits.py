@@ -8,8 +8,7 @@ from __future__ import annotations
 import torch
 
 from hwnas.data.augment import Augment
-from hwnas.data.image_data import ImageData, assemble, check_image_size, resize
-from hwnas.data.splits import stratified_split
+from hwnas.data.image_data import ImageData, check_image_size, resize, split_and_assemble
 
 DEFAULT_IMAGE_SIZE = 32
 
@@ -42,12 +41,13 @@ def load_digits(
     images = torch.as_tensor(bunch.images, dtype=torch.float32)[:, None] / 16.0
     images = resize(images, image_size)
     labels = bunch.target.astype("int64")
-    train, val, test = stratified_split(labels, seed, val_fraction, test_fraction)
-    return assemble(
+    return split_and_assemble(
         "digits",
-        (images[train], labels[train]),
-        (images[val], labels[val]),
-        (images[test], labels[test]),
+        images,
+        labels,
+        seed,
+        val_fraction,
+        test_fraction,
         class_names=tuple(str(d) for d in range(10)),
         augment=Augment(pad=image_size // 8, hflip=False),
     )

@@ -14,6 +14,7 @@ import torch
 from torch.utils.data import TensorDataset
 
 from hwnas.data.augment import Augment
+from hwnas.data.splits import stratified_split
 from hwnas.errors import HwnasError
 
 
@@ -88,5 +89,28 @@ def assemble(
         class_names=tuple(class_names),
         mean=tuple(float(v) for v in mean),
         std=tuple(float(v) for v in std),
+        augment=augment,
+    )
+
+
+def split_and_assemble(
+    name: str,
+    images: torch.Tensor,
+    labels: np.ndarray,
+    seed: int,
+    val_fraction: float,
+    test_fraction: float,
+    class_names: tuple[str, ...],
+    augment: Augment,
+) -> ImageData:
+    """``assemble`` for data that ships as one pool: train, validation and test carved from
+    it by the seeded stratified split."""
+    train, val, test = stratified_split(labels, seed, val_fraction, test_fraction)
+    return assemble(
+        name,
+        (images[train], labels[train]),
+        (images[val], labels[val]),
+        (images[test], labels[test]),
+        class_names=class_names,
         augment=augment,
     )

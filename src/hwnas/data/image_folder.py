@@ -13,8 +13,7 @@ import torch
 from PIL import Image, ImageMode, UnidentifiedImageError
 
 from hwnas.data.augment import Augment
-from hwnas.data.image_data import ImageData, assemble, check_image_size
-from hwnas.data.splits import stratified_split
+from hwnas.data.image_data import ImageData, check_image_size, split_and_assemble
 from hwnas.errors import HwnasError
 
 EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
@@ -88,12 +87,13 @@ def load_image_folder(
     images = torch.from_numpy(stacked).float().div_(255.0)
     images = images.permute(0, 3, 1, 2) if colour else images[:, None]
     labels = np.array([label for _, label in files], dtype=np.int64)
-    train, val, test = stratified_split(labels, seed, val_fraction, test_fraction)
-    return assemble(
+    return split_and_assemble(
         "image-folder",
-        (images[train], labels[train]),
-        (images[val], labels[val]),
-        (images[test], labels[test]),
+        images,
+        labels,
+        seed,
+        val_fraction,
+        test_fraction,
         class_names=classes,
         augment=Augment(pad=image_size // 8, hflip=hflip),
     )
