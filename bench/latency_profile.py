@@ -24,8 +24,9 @@ import numpy as np
 import torch
 
 from hwnas.config import RunConfig, with_overrides
-from hwnas.hardware.measure import LatencySettings, prepare, time_rounds
+from hwnas.hardware.measure import prepare, time_rounds
 from hwnas.hardware.profile import accuracy_figures, load_profile, measure_archs
+from hwnas.hardware.settings import LatencySettings
 from hwnas.profiling import check_job, profile_job
 from hwnas.progress import SilentProgress
 from hwnas.run import CHECKPOINT, run_job

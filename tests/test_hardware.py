@@ -12,7 +12,6 @@ from scipy.stats import binom
 
 from hwnas.errors import HwnasError
 from hwnas.hardware.measure import (
-    LatencySettings,
     environment,
     measure,
     median_interval,
@@ -26,6 +25,7 @@ from hwnas.hardware.profile import (
     check_profile,
     load_profile,
 )
+from hwnas.hardware.settings import LatencySettings
 from hwnas.hardware.table import LatencyTable, MissingLayer, build_table
 from hwnas.supernet import build_supernet, layers
 

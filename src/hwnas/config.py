@@ -8,16 +8,14 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from hwnas.errors import HwnasError
+from hwnas.errors import HwnasError, first_invalid
+from hwnas.hardware.settings import LatencySettings
 from hwnas.pareto import Objective
-
-if TYPE_CHECKING:
-    from hwnas.hardware.measure import LatencySettings
 
 
 class _Strict(BaseModel):
@@ -53,22 +51,14 @@ class TrainConfig(_Strict):
         return self
 
 
-class LatencyConfig(_Strict):
-    """Where ``latency_ms`` comes from and, when measured, how.
+class LatencyConfig(LatencySettings):
+    """Where ``latency_ms`` comes from and, when measured, how (``LatencySettings``).
 
     ``source`` is ``measured`` (time each sub-network here) or ``profile:FILE`` (estimate it
     from a device profile made by ``hwnas profile``; the profile's own settings then apply).
     """
 
     source: str = "measured"
-    backend: Literal["onnxruntime", "torch"] = "onnxruntime"
-    threads: int = Field(1, ge=1)
-    batch_size: int = Field(1, ge=1)
-    warmup: int = Field(10, ge=0)
-    min_runs: int = Field(10, ge=3)
-    max_runs: int = Field(2000, ge=3)
-    target_ci: float = Field(0.01, gt=0, description="stop when the median's 95% CI is this tight")
-    max_seconds: float = Field(2.0, gt=0)
 
     @model_validator(mode="after")
     def _known_source(self) -> LatencyConfig:
@@ -76,8 +66,6 @@ class LatencyConfig(_Strict):
             self.source.startswith("profile:") and len(self.source) > len("profile:")
         ):
             raise ValueError(f"source {self.source!r}: expected measured or profile:FILE")
-        if self.max_runs < self.min_runs:
-            raise ValueError("max_runs must be at least min_runs")
         return self
 
     @property
@@ -85,8 +73,6 @@ class LatencyConfig(_Strict):
         return Path(self.source.removeprefix("profile:")) if self.source != "measured" else None
 
     def settings(self) -> LatencySettings:
-        from hwnas.hardware.measure import LatencySettings
-
         return LatencySettings(**self.model_dump(exclude={"source"}))
 
 
@@ -175,9 +161,7 @@ def validated(raw: dict[str, Any]) -> RunConfig:
         config.search.parsed_constraints()
         return config
     except ValidationError as exc:
-        error = exc.errors()[0]
-        where = ".".join(str(p) for p in error["loc"])
-        raise HwnasError(f"{where}: {error['msg']}") from None
+        raise HwnasError(first_invalid(exc)) from None
 
 
 def with_overrides(config: RunConfig, changes: dict[str, Any]) -> RunConfig:

@@ -1,4 +1,5 @@
-"""The one exception type for errors a user can cause.
+"""The one exception type for errors a user can cause, and its one-line form of a
+validation failure.
 
 The CLI turns an ``HwnasError`` into a one-line message and exit code 2; anything else is a
 bug and keeps its traceback.
@@ -10,3 +11,10 @@ class HwnasError(Exception):
 
     The message must fit on one line and say what is wrong and where.
     """
+
+
+def first_invalid(exc: Exception) -> str:
+    """``key.path: message`` of the first problem in a pydantic ``ValidationError``: files
+    are validated by pydantic models, and the user needs the first bad key, not forty lines."""
+    error = exc.errors()[0]
+    return f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}"

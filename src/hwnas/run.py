@@ -281,10 +281,17 @@ def _latency_context(config: RunConfig, latency: MeasuredLatency | ProfiledLaten
 
     if isinstance(latency, ProfiledLatency):
         profile = latency.profile
-        return {"source": config.latency.source, "device": profile.device,
-                "settings": asdict(profile.settings), "validation": profile.validation}  # fmt: skip
-    return {"source": "measured", "device": environment(latency.settings),
-            "settings": asdict(latency.settings)}  # fmt: skip
+        return {
+            "source": config.latency.source,
+            "device": profile.device,
+            "settings": profile.settings.model_dump(),
+            "validation": profile.validation,
+        }
+    return {
+        "source": "measured",
+        "device": environment(latency.settings),
+        "settings": latency.settings.model_dump(),
+    }
 
 
 def _measure_here(profile, model, space, chosen: dict, exported: dict, input_shape) -> None:

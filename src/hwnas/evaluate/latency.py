@@ -11,8 +11,9 @@ from collections.abc import Callable
 
 import torch
 
-from hwnas.hardware.measure import LatencySettings, measure
+from hwnas.hardware.measure import measure
 from hwnas.hardware.profile import Profile
+from hwnas.hardware.settings import LatencySettings
 from hwnas.space import Arch
 from hwnas.supernet.mobilenet import ElasticMobileNet
 

@@ -18,25 +18,13 @@ import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 
-Backend = Literal["onnxruntime", "torch"]
-
-
-@dataclass(frozen=True)
-class LatencySettings:
-    backend: Backend = "onnxruntime"
-    threads: int = 1
-    batch_size: int = 1
-    warmup: int = 10
-    min_runs: int = 10
-    max_runs: int = 2000
-    target_ci: float = 0.01
-    max_seconds: float = 2.0  # the same defaults as the run config's latency section
+from hwnas.hardware.settings import LatencySettings
 
 
 @dataclass(frozen=True)
@@ -47,9 +35,6 @@ class Timing:
     ci_high_ms: float
     runs: int
     seconds: float
-
-    def to_dict(self) -> dict[str, float]:
-        return asdict(self)
 
 
 def median_interval(samples: np.ndarray, z: float = 1.96) -> tuple[float, float]:

@@ -17,7 +17,7 @@ import hashlib
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -35,11 +35,11 @@ from pydantic import (
 )
 from sklearn.model_selection import KFold
 
-from hwnas.config import LatencyConfig
-from hwnas.errors import HwnasError
+from hwnas.errors import HwnasError, first_invalid
 from hwnas.files import write_atomic
-from hwnas.hardware.measure import LatencySettings, environment, prepare, time_rounds
+from hwnas.hardware.measure import environment, prepare, time_rounds
 from hwnas.hardware.predictor import LatencyPredictor
+from hwnas.hardware.settings import LatencySettings
 from hwnas.hardware.table import LatencyTable, build_table
 from hwnas.predictors import quality
 from hwnas.progress import Progress, SilentProgress
@@ -130,7 +130,7 @@ class _ProfileFile(_Strict):
     created: str
     hwnas_version: str
     supernet: _Supernet
-    settings: LatencyConfig
+    settings: LatencySettings
     device: dict[str, Any]
     table: _Table
     predictor: _Predictor
@@ -175,7 +175,7 @@ class Profile:
                 "input_shape": list(self.input_shape),
                 "fingerprint": self.fingerprint,
             },
-            "settings": asdict(self.settings),
+            "settings": self.settings.model_dump(),
             "device": self.device,
             "table": {
                 "overhead_ms": self.table.overhead_ms,
@@ -214,9 +214,7 @@ def load_profile(path: Path | str) -> Profile:
     try:
         data = _ProfileFile.model_validate(raw)
     except ValidationError as exc:
-        error = exc.errors()[0]
-        where = ".".join(str(p) for p in error["loc"])
-        raise HwnasError(f"profile {path}: {where}: {error['msg']}") from None
+        raise HwnasError(f"profile {path}: {first_invalid(exc)}") from None
     s = data.supernet
     if s.fingerprint != space_fingerprint(s.name, s.config, s.input_shape):
         raise HwnasError(f"profile {path}: supernet.fingerprint does not match its config")
@@ -224,7 +222,7 @@ def load_profile(path: Path | str) -> Profile:
         supernet=s.name,
         config=s.config,
         input_shape=tuple(s.input_shape),
-        settings=data.settings.settings(),
+        settings=data.settings,
         device=data.device,
         table=LatencyTable(data.table.overhead_ms, data.table.entries),
         table_noise=data.table.noise,

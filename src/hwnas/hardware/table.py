@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from hwnas.hardware.measure import LatencySettings, prepare, time_rounds
+from hwnas.hardware.measure import prepare, time_rounds
+from hwnas.hardware.settings import LatencySettings
 from hwnas.progress import Progress, SilentProgress
 from hwnas.supernet.layers import Layer
 
