@@ -246,3 +246,20 @@ def test_linas_heads_for_a_tiny_feasible_region_when_it_has_found_none(tmp_path)
         assert np.argmax(fits) < 14  # found within two rounds of looking
         assert fits[10:].mean() > 0.2  # ten times the region's share
         assert set(searcher.best_first(range(40))[: fits.sum()]) == set(np.nonzero(fits)[0])
+
+
+def test_linas_heads_for_a_tiny_region_under_an_objective_limit(tmp_path):
+    """The same rescue when the limit sits on an objective (no separate constraint): with
+    nothing feasible after the initial archs, LINAS must model its way there, not sample."""
+    bench, _ = memory_bench(0.02, seed=1)
+    lat = [e["lat"] for e in map(bench.evaluate, bench.space.enumerate())]
+    objectives = [Objective("acc", "max"), Objective("lat", "min", float(np.quantile(lat, 0.02)))]
+    for seed in range(2):
+        searcher = make_searcher("linas", bench.space, objectives, seed=seed)
+        with Store(tmp_path / f"{seed}.sqlite") as store:
+            study = Study(space=bench.space, evaluator=bench, objectives=objectives,
+                          searcher=searcher, store=store, run_id="r", budget=40)  # fmt: skip
+            done = study.optimize()
+        fits = np.array([e.metrics["lat"] <= objectives[1].limit for e in done])
+        assert not fits[:10].any()  # the initial phase found nothing: the case under test
+        assert fits[10:].mean() > 0.15  # seven times the region's share (sampling: ~0.02)

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from sklearn.linear_model import RidgeCV
 
-ALPHAS = np.logspace(-3, 3, 13)
+from hwnas.predictors import ALPHAS
 
 
 @dataclass(frozen=True)

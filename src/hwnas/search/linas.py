@@ -36,12 +36,9 @@ from collections.abc import Sequence
 
 import numpy as np
 from scipy.special import ndtr
-from sklearn.linear_model import RidgeCV
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 from hwnas.pareto import Objective, crowding_distance, non_dominated_sort, pareto_mask
-from hwnas.predictors import NoisyForest
+from hwnas.predictors import NoisyForest, TrendForest
 from hwnas.search.base import Searcher
 from hwnas.space import Arch, Space
 
@@ -93,7 +90,8 @@ class LINAS(Searcher):
         valid = np.nonzero(np.isfinite(self.violation))[0]
         feasible = self.violation[valid] == 0
         if len(valid) < self.initial or not feasible.any():
-            if self.constraints and len(valid) >= self.initial:
+            limited = self.constraints or any(o.limit is not None for o in self.objectives)
+            if limited and len(valid) >= self.initial:
                 return self._toward_feasible(valid, n)
             corners = [a for a in self.space.corners() if self.is_new(a)][:n]
             return corners + self.fresh(
@@ -126,9 +124,14 @@ class LINAS(Searcher):
         )
         surely_violating = np.any(mean - 2 * spread > ((limits - best) / scale), axis=1)
         margin = None
-        if self.constraints:
-            margin = self._constraint_margin(valid, features, noisy)
-            excess, constraint_spread = margin
+        limited = np.isfinite(limits)
+        if self.constraints or limited.any():
+            # one margin for every limit: constraints' models, then the limited objectives'
+            excess, constraint_spread = self._constraint_margin(valid, features, noisy)
+            scaled_limits = ((limits - best) / scale)[limited]
+            excess = np.column_stack([excess, mean[:, limited] - scaled_limits])
+            constraint_spread = np.column_stack([constraint_spread, spread[:, limited]])
+            margin = excess, constraint_spread
             surely_violating |= np.any(excess - 2 * constraint_spread > 0, axis=1)
             likely = ~surely_violating & np.all(excess <= 0, axis=1)
             if not likely.any():  # no candidate is predicted feasible: go for the closest
@@ -179,7 +182,7 @@ class LINAS(Searcher):
             if known.sum() < 2:
                 continue
             seed = int(self.rng.integers(2**31))
-            model = _TrendForest(seed).fit(X[known], C[known, j])
+            model = TrendForest(seed).fit(X[known], C[known, j])
             mean, sd = model.predict_distribution(features, with_noise=noisy)
             excess[:, j], spread[:, j] = mean - limit, sd
         return excess, spread
@@ -200,7 +203,7 @@ class LINAS(Searcher):
             if o.limit is None:
                 continue
             seed = int(self.rng.integers(2**31))
-            mean, sd = _TrendForest(seed).fit(X, F[:, j]).predict_distribution(features, noisy)
+            mean, sd = TrendForest(seed).fit(X, F[:, j]).predict_distribution(features, noisy)
             excess = np.column_stack([excess, mean - o.to_min(o.limit)])
             spread = np.column_stack([spread, sd])
         chosen = [pool[i] for i in _least_violating(excess, spread)[:n]]
@@ -284,30 +287,6 @@ class LINAS(Searcher):
                 for s, (f, d) in enumerate(zip(fronts, draws, strict=True))
             ]
         return [int(screened[i]) for i in picks]
-
-
-class _TrendForest:
-    """A ``NoisyForest`` on the residuals of a linear trend: the predictor of limited metrics.
-
-    Cost metrics (parameters, memory, FLOPs) are close to additive over the choices, and a
-    limit on them typically sits in a tail of their range, where a forest alone cannot reach:
-    its predictions never leave the range it was trained on and shrink towards the middle. The
-    ridge trend extrapolates; the forest adds the interactions and the spread."""
-
-    def __init__(self, seed: int) -> None:
-        self.seed = seed
-
-    def fit(self, X: np.ndarray, y: np.ndarray) -> _TrendForest:
-        self.trend_ = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-3, 3, 13)))
-        self.trend_.fit(X, y)
-        self.forest_ = NoisyForest(seed=self.seed).fit(X, y - self.trend_.predict(X))
-        return self
-
-    def predict_distribution(
-        self, X: np.ndarray, with_noise: bool = True
-    ) -> tuple[np.ndarray, np.ndarray]:
-        mean, spread = self.forest_.predict_distribution(X, with_noise)
-        return mean + self.trend_.predict(X), spread
 
 
 def _least_violating(excess: np.ndarray, spread: np.ndarray) -> np.ndarray:
