@@ -68,10 +68,6 @@ class LatencyConfig(LatencySettings):
             raise ValueError(f"source {self.source!r}: expected measured or profile:FILE")
         return self
 
-    @property
-    def profile_path(self) -> Path | None:
-        return Path(self.source.removeprefix("profile:")) if self.source != "measured" else None
-
     def settings(self) -> LatencySettings:
         return LatencySettings(**self.model_dump(exclude={"source"}))
 

@@ -8,6 +8,7 @@ before anything is written.
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import time
 from dataclasses import asdict
@@ -21,7 +22,7 @@ from hwnas.errors import HwnasError
 from hwnas.evaluate.accuracy import AccuracyEvaluator
 from hwnas.evaluate.combined import Combined
 from hwnas.evaluate.cost import CostEvaluator
-from hwnas.evaluate.latency import MeasuredLatency, ProfiledLatency
+from hwnas.evaluate.latency import MeasuredLatency, ProfiledLatency, latency_evaluator
 from hwnas.evaluate.memory import MemoryEvaluator
 from hwnas.export import export_subnet
 from hwnas.files import write_atomic
@@ -31,7 +32,7 @@ from hwnas.report.html import write_report
 from hwnas.search import SEARCHERS, make_searcher
 from hwnas.store import Evaluation, Store
 from hwnas.study import Study
-from hwnas.supernet import build_supernet, macs, params
+from hwnas.supernet import build_supernet, cost
 from hwnas.supernet.memory import parameter_bytes, peak_activation_bytes
 from hwnas.supernet.train import SandwichTrainer, TrainSettings
 
@@ -153,7 +154,12 @@ def run_job(
     data, model = _prepare(config, out)
     space = model.space()
     input_shape = tuple(data.train.tensors[0].shape[1:])
-    latency = _latency_evaluator(config, model, input_shape)
+    # accuracy and latency evaluate the same arch back to back: extract it once for both
+    build = functools.lru_cache(maxsize=1)(model.extract)
+    latency = latency_evaluator(
+        config.latency.source, config.latency.settings(), config.supernet.name, model, build,
+        input_shape,
+    )  # fmt: skip
     try:
         searcher = make_searcher(
             config.search.searcher, space, objectives, config.seed, config.search.options,
@@ -175,8 +181,8 @@ def run_job(
     size = input_shape[-1]
     evaluator = Combined(
         [
-            AccuracyEvaluator(model.extract, calibration, val_x, val_y),
-            CostEvaluator(lambda a: macs(a, model.config), lambda a: params(a, model.config)),
+            AccuracyEvaluator(build, calibration, val_x, val_y),
+            CostEvaluator(lambda a: cost(a, model.config)),
             MemoryEvaluator(
                 lambda a: peak_activation_bytes(a, model.config, size),
                 lambda a: parameter_bytes(a, model.config)["int8"],
@@ -193,7 +199,7 @@ def run_job(
             store=store,
             run_id=RUN_ID,
             budget=config.search.budget,
-            config={**config.model_dump(mode="json"), "latency_from": _latency_identity(latency)},
+            config={**config.model_dump(mode="json"), "latency_from": latency.identity()},
             progress=progress,
         )
         evaluations = study.optimize()
@@ -205,7 +211,7 @@ def run_job(
     if not front:
         raise HwnasError("no evaluated sub-network meets the constraints; relax search.constraints")
     F = objective_matrix([e.metrics for e in front], objectives)
-    knee = front[knee_index(F)] if len(front) > 1 else front[0]
+    knee = front[knee_index(F)]
     chosen = {"knee": knee}
     for o in objectives:
         best = int(np.argmin(F[:, objectives.index(o)]))
@@ -220,7 +226,12 @@ def run_job(
         )  # fmt: skip
         exported[label] = {"key": e.arch_key, "onnx": f"models/{label}.onnx", "max_abs_diff": diff}
     if isinstance(latency, ProfiledLatency):
-        _measure_here(latency.profile, model, space, chosen, exported, input_shape)
+        archs = [space.make(e.arch) for e in chosen.values()]
+        estimates = [e.metrics["latency_ms"] for e in chosen.values()]
+        for label, here in zip(
+            chosen, latency.measure_here(archs, estimates, input_shape), strict=True
+        ):
+            exported[label].update(here)
     timings["export"] = time.perf_counter() - started
 
     summary = {
@@ -231,7 +242,7 @@ def run_job(
         "settings": config.model_dump(mode="json"),
         "objectives": [asdict(o) for o in objectives],
         "constraints": [asdict(c) for c in constraints],
-        "latency": _latency_context(config, latency),
+        "latency": latency.provenance(),
         "training": history,
         "searcher_seconds_per_candidate": study.seconds_per_candidate,
         "time_seconds": {**timings, "total": sum(timings.values())},
@@ -248,71 +259,6 @@ def run_job(
         {"config": json.dumps(config.model_dump(mode="json")), **summary["time_seconds"]},
     )
     return summary
-
-
-def _latency_evaluator(
-    config: RunConfig, model, input_shape: tuple[int, ...]
-) -> MeasuredLatency | ProfiledLatency:
-    """Measured here, or from a profile checked to be made for this very space and input."""
-    path = config.latency.profile_path
-    if path is None:
-        return MeasuredLatency(model.extract, input_shape, config.latency.settings())
-    from hwnas.hardware.profile import check_fits, load_profile
-
-    profile = load_profile(path)
-    check_fits(profile, path, config.supernet.name, model, input_shape)
-    return ProfiledLatency(profile, model)
-
-
-def _latency_identity(latency: MeasuredLatency | ProfiledLatency) -> dict:
-    """What stored latencies depend on: a resume on another machine, or with a rebuilt
-    profile at the same path, is refused instead of mixing two sources' numbers."""
-    from hwnas.hardware.measure import environment
-
-    if isinstance(latency, ProfiledLatency):
-        return {"profile": latency.profile.fingerprint, "created": latency.profile.created,
-                "device": latency.profile.device}  # fmt: skip
-    return {k: v for k, v in environment(latency.settings).items() if k != "os"}
-
-
-def _latency_context(config: RunConfig, latency: MeasuredLatency | ProfiledLatency) -> dict:
-    """Where the run's latency numbers come from, so they are never read without it."""
-    from hwnas.hardware.measure import environment
-
-    if isinstance(latency, ProfiledLatency):
-        profile = latency.profile
-        return {
-            "source": config.latency.source,
-            "device": profile.device,
-            "settings": profile.settings.model_dump(),
-            "validation": profile.validation,
-        }
-    return {
-        "source": "measured",
-        "device": environment(latency.settings),
-        "settings": latency.settings.model_dump(),
-    }
-
-
-def _measure_here(profile, model, space, chosen: dict, exported: dict, input_shape) -> None:
-    """Exported models timed on this machine with the profile's settings (interleaved
-    rounds, as the profile was made), next to the profile's estimate: when this machine is
-    the profiled device, the two must agree; on another machine, the gap is the devices'."""
-    from hwnas.hardware.measure import environment
-    from hwnas.hardware.profile import measure_archs, same_device
-
-    archs = [space.make(e.arch) for e in chosen.values()]
-    measured = measure_archs(model, archs, input_shape, profile.settings, SilentProgress(),
-                             "exported", rounds=5)  # fmt: skip
-    here = same_device(profile.device, environment(profile.settings))
-    for (label, e), ms in zip(chosen.items(), measured, strict=True):
-        predicted = e.metrics["latency_ms"]
-        exported[label].update(
-            measured_latency_ms_here=float(ms),
-            profile_latency_ms=predicted,
-            profile_error=predicted / float(ms) - 1,
-            profiled_device_is_this_one=here,
-        )
 
 
 def _calibrated(model, arch, calibration: torch.Tensor) -> torch.nn.Module:

@@ -10,10 +10,10 @@ from hwnas.space import Arch
 class CostEvaluator:
     metrics = ("macs", "params", "size_bytes")
 
-    def __init__(self, macs: Callable[[Arch], int], params: Callable[[Arch], int]) -> None:
-        self.macs = macs
-        self.params = params
+    def __init__(self, cost: Callable[[Arch], tuple[int, int]]) -> None:
+        """``cost`` gives an arch's (MACs, parameters) in one walk, e.g. ``supernet.cost``."""
+        self.cost = cost
 
     def evaluate(self, arch: Arch) -> dict[str, float]:
-        params = self.params(arch)
-        return {"macs": float(self.macs(arch)), "params": float(params), "size_bytes": 4.0 * params}
+        macs, params = self.cost(arch)
+        return {"macs": float(macs), "params": float(params), "size_bytes": 4.0 * params}

@@ -2,18 +2,23 @@
 
 Both report ``latency_ms``, so objectives and constraints read the same whichever source a
 run uses; each adds the figure that says how far to trust it (the measurement's spread, or
-the lookup table's raw sum next to the corrected prediction).
+the lookup table's raw sum next to the corrected prediction), and each says where its
+numbers come from (``provenance``, for reports) and what they depend on (``identity``: a
+resumed run must not mix two sources' numbers).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
 
 import torch
 
-from hwnas.hardware.measure import measure
-from hwnas.hardware.profile import Profile
+from hwnas.hardware.measure import comparable, environment, measure
+from hwnas.hardware.profile import Profile, check_fits, load_profile, measure_archs, same_device
 from hwnas.hardware.settings import LatencySettings
+from hwnas.progress import SilentProgress
 from hwnas.space import Arch
 from hwnas.supernet.mobilenet import ElasticMobileNet
 
@@ -41,16 +46,70 @@ class MeasuredLatency:
             "latency_runs": float(timing.runs),
         }
 
+    def provenance(self) -> dict[str, Any]:
+        return {"source": "measured", "device": environment(self.settings),
+                "settings": self.settings.model_dump()}  # fmt: skip
+
+    def identity(self) -> dict[str, Any]:
+        return comparable(environment(self.settings))
+
 
 class ProfiledLatency:
     """Latency on a profiled device, with no access to it: microseconds per arch."""
 
     metrics = ("latency_ms", "latency_table_ms")
 
-    def __init__(self, profile: Profile, model: ElasticMobileNet) -> None:
+    def __init__(self, profile: Profile, model: ElasticMobileNet, source: str = "profile") -> None:
         self.profile = profile
         self.model = model
+        self.source = source
 
     def evaluate(self, arch: Arch) -> dict[str, float]:
         table_ms, predicted = self.profile.estimate(self.model, [arch])
         return {"latency_ms": float(predicted[0]), "latency_table_ms": float(table_ms[0])}
+
+    def provenance(self) -> dict[str, Any]:
+        p = self.profile
+        return {"source": self.source, "device": p.device, "settings": p.settings.model_dump(),
+                "validation": p.validation}  # fmt: skip
+
+    def identity(self) -> dict[str, Any]:
+        p = self.profile
+        return {"profile": p.fingerprint, "created": p.created, "device": p.device}
+
+    def measure_here(
+        self, archs: Sequence[Arch], estimates: Sequence[float], input_shape: tuple[int, ...]
+    ) -> list[dict[str, Any]]:
+        """``archs`` timed on this machine with the profile's settings (interleaved rounds,
+        as the profile was made) next to their ``estimates``: on the profiled device the two
+        must agree; on another machine, the gap is the devices'."""
+        settings = self.profile.settings
+        measured = measure_archs(self.model, archs, input_shape, settings, SilentProgress(),
+                                 "exported", rounds=5)  # fmt: skip
+        here = same_device(self.profile.device, environment(settings))
+        return [
+            {
+                "measured_latency_ms_here": float(ms),
+                "profile_latency_ms": float(estimate),
+                "profile_error": float(estimate) / float(ms) - 1,
+                "profiled_device_is_this_one": here,
+            }  # fmt: skip
+            for ms, estimate in zip(measured, estimates, strict=True)
+        ]
+
+
+def latency_evaluator(
+    source: str,
+    settings: LatencySettings,
+    supernet: str,
+    model: ElasticMobileNet,
+    build: Callable[[Arch], torch.nn.Module],
+    input_shape: tuple[int, ...],
+) -> MeasuredLatency | ProfiledLatency:
+    """``measured``, or ``profile:FILE`` checked to be made for this very space and input."""
+    if source == "measured":
+        return MeasuredLatency(build, input_shape, settings)
+    path = Path(source.removeprefix("profile:"))
+    profile = load_profile(path)
+    check_fits(profile, path, supernet, model, input_shape)
+    return ProfiledLatency(profile, model, source)

@@ -195,3 +195,9 @@ def environment(settings: LatencySettings) -> dict[str, Any]:
         "threads": settings.threads,
         "batch_size": settings.batch_size,
     }
+
+
+def comparable(env: dict[str, Any]) -> dict[str, Any]:
+    """The part of an environment that timings depend on: the OS string carries the kernel
+    build, which changes with updates that do not move timings."""
+    return {k: v for k, v in env.items() if k != "os"}

@@ -37,7 +37,7 @@ from sklearn.model_selection import KFold
 
 from hwnas.errors import HwnasError, first_invalid
 from hwnas.files import write_atomic
-from hwnas.hardware.measure import environment, prepare, time_rounds
+from hwnas.hardware.measure import comparable, environment, prepare, time_rounds
 from hwnas.hardware.predictor import LatencyPredictor
 from hwnas.hardware.settings import LatencySettings
 from hwnas.hardware.table import LatencyTable, build_table
@@ -390,9 +390,8 @@ def _drift(
 
 
 def same_device(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """Whether two environments describe the same CPU, runtime and settings (the OS string
-    carries the kernel build, which changes with updates that do not move timings)."""
-    return {k: v for k, v in a.items() if k != "os"} == {k: v for k, v in b.items() if k != "os"}
+    """Whether two environments describe the same CPU, runtime and settings."""
+    return comparable(a) == comparable(b)
 
 
 def check_profile(
