@@ -107,8 +107,7 @@ def catalogue(model: ElasticMobileNet, input_size: int) -> list[Layer]:
 
 
 def module(model: ElasticMobileNet, layer: Layer) -> nn.Module:
-    """A standalone module computing ``layer`` with the super-network's weights (the model's
-    active arch is left as it was)."""
+    """A standalone module computing ``layer`` with the super-network's weights."""
     if layer.kind == "resize":
         return _Resize(layer.get("to"))
     if layer.kind == "stem":
@@ -121,10 +120,5 @@ def module(model: ElasticMobileNet, layer: Layer) -> nn.Module:
         if (s.in_channels, s.out_channels, s.stride, int(s.se), int(s.hswish)) == (
             spec["in"], spec["out"], spec["stride"], spec["se"], spec["hswish"]
         ):  # fmt: skip
-            active = block.kernel, block.expand_ratio
-            block.kernel, block.expand_ratio = spec["kernel"], spec["expand"]
-            try:
-                return block.export()
-            finally:
-                block.kernel, block.expand_ratio = active
+            return block.export(spec["kernel"], spec["expand"])
     raise ValueError(f"no block of this super-network computes {layer.key}")

@@ -229,9 +229,12 @@ class ElasticMBConv(nn.Module):
         y = self.project_bn(self.project(y, self.spec.out_channels))
         return x + y if self.residual else y
 
-    def export(self) -> MBConv:
-        """The active form as a plain ``MBConv`` with copied weights."""
-        h, spec = self.hidden, self.spec
+    def export(self, kernel: int | None = None, expand: int | None = None) -> MBConv:
+        """A plain ``MBConv`` with copied weights: the active form, or the one with ``kernel``
+        and ``expand`` ratio (what a latency table times, without changing the active arch)."""
+        kernel = self.kernel if kernel is None else kernel
+        h = self.spec.in_channels * (self.expand_ratio if expand is None else expand)
+        spec = self.spec
         return MBConv(
             nn.Sequential(
                 self.expand.export(spec.in_channels, h),
@@ -239,7 +242,7 @@ class ElasticMBConv(nn.Module):
                 activation(spec.hswish),
             ),
             nn.Sequential(
-                self.depthwise.export(h, self.kernel),
+                self.depthwise.export(h, kernel),
                 self.depthwise_bn.export(h),
                 activation(spec.hswish),
             ),
