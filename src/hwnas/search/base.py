@@ -54,6 +54,8 @@ class Searcher(ABC):
             if not np.isfinite(constraint.limit):
                 raise ValueError(f"constraint {constraint.name!r}: limit must be finite")
         self.constraints = tuple(constraints)
+        self.constraint_limits = np.array([float(c.to_min(c.limit)) for c in self.constraints])
+        self.limited = tuple(o for o in objectives if o.limit is not None)
         self.space = space
         self.objectives = tuple(objectives)
         self.seed = seed
@@ -81,13 +83,13 @@ class Searcher(ABC):
                 continue
             self._told.add(arch.key)
             self.archs.append(arch)
-            row, violation = self._objective_row(values)
+            row = self._objective_row(values)
             self._rows.append(row)
-            constraint_row = self._constraint_row(values)
-            if self.constraints and np.isfinite(violation):
-                violation += _constraint_violation(constraint_row, self.constraint_limits)
-            self._constraint_rows.append(constraint_row)
-            self._violations.append(violation)
+            self._constraint_rows.append(self._constraint_row(values))
+            valid = np.isfinite(row).all()
+            self._violations.append(
+                float(np.maximum(self.excess(values), 0).sum()) if valid else np.inf
+            )
             new.append(len(self.archs) - 1)
         if new:
             self._after_tell(new)
@@ -117,11 +119,6 @@ class Searcher(ABC):
         return np.vstack(self._constraint_rows)
 
     @property
-    def constraint_limits(self) -> np.ndarray:
-        """The constraints' limits in minimisation form."""
-        return np.array([float(c.to_min(c.limit)) for c in self.constraints])
-
-    @property
     def violation(self) -> np.ndarray:
         """Constraint violation per archived arch: 0 feasible, >0 violating, inf invalid."""
         return np.asarray(self._violations, dtype=float)
@@ -129,18 +126,21 @@ class Searcher(ABC):
     def is_new(self, arch: Arch) -> bool:
         return arch.key not in self._told and arch.key not in self._pending
 
-    def _objective_row(self, values: Metrics) -> tuple[np.ndarray, float]:
+    def _objective_row(self, values: Metrics) -> np.ndarray:
+        """Objectives in minimisation form; all +inf for an invalid arch."""
         if values is None:
-            return np.full(len(self.objectives), np.inf), np.inf
+            return np.full(len(self.objectives), np.inf)
         row = np.array([o.to_min(float(values[o.name])) for o in self.objectives])
-        if not np.all(np.isfinite(row)):
-            return np.full(len(self.objectives), np.inf), np.inf
-        violation = sum(
-            max(0.0, o.to_min(float(values[o.name])) - o.to_min(o.limit))
-            for o in self.objectives
-            if o.limit is not None
-        )
-        return row, float(violation)
+        return row if np.all(np.isfinite(row)) else np.full(len(self.objectives), np.inf)
+
+    def excess(self, values: Mapping[str, float]) -> np.ndarray:
+        """How far a valid result is past each limit (<= 0: within), in minimisation form:
+        the constraints, then the limited objectives. A constraint metric the result lacks
+        (or holds as NaN/inf) counts as ``MISSING_CONSTRAINT_VIOLATION`` past its limit."""
+        constraints = self._constraint_row(values) - self.constraint_limits
+        objectives = [o.to_min(float(values[o.name])) - o.to_min(o.limit) for o in self.limited]
+        return np.concatenate([np.nan_to_num(constraints, nan=MISSING_CONSTRAINT_VIOLATION),
+                               objectives])  # fmt: skip
 
     def _constraint_row(self, values: Metrics) -> np.ndarray:
         row = np.full(len(self.constraints), np.nan)
@@ -199,9 +199,3 @@ class Searcher(ABC):
             if self.is_new(arch) and arch.key not in out and arch.key not in excluded:
                 out[arch.key] = arch
         return list(out.values())
-
-
-def _constraint_violation(row: np.ndarray, limits: np.ndarray) -> float:
-    """Summed excess of a constraint row over its limits; an unknown value violates."""
-    excess = np.where(np.isnan(row), MISSING_CONSTRAINT_VIOLATION, np.maximum(row - limits, 0.0))
-    return float(np.sum(excess))

@@ -17,11 +17,9 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
-
 from hwnas.errors import HwnasError
 from hwnas.pareto import Objective
-from hwnas.search.base import MISSING_CONSTRAINT_VIOLATION, Metrics, Searcher
+from hwnas.search.base import Metrics, Searcher
 from hwnas.space import Arch, Space
 
 
@@ -51,9 +49,8 @@ class OptunaSearch(Searcher):
     ) -> None:
         super().__init__(space, objectives, seed, constraints)
         optuna = _optuna()
-        # limits on objectives steer the sampler just as constraints do
-        self._limited = [o for o in self.objectives if o.limit is not None]
-        names = [c.name for c in (*self.constraints, *self._limited)]
+        # limits on objectives steer the sampler just as constraints do (``excess`` order)
+        names = [c.name for c in (*self.constraints, *self.limited)]
         self._constraint_keys = [
             n if names.count(n) == 1 else f"{n}#{j}" for j, n in enumerate(names)
         ]
@@ -109,19 +106,11 @@ class OptunaSearch(Searcher):
             self.study.tell(trial, state=self._optuna.trial.TrialState.FAIL)
         else:
             if self._constraint_keys:
-                excess = self._excess(values)
+                excess = [float(e) for e in self.excess(values)]
                 trial.set_user_attr(_USER_ATTR, excess)
                 for key, value in zip(self._constraint_keys, excess, strict=True):
                     trial.set_constraint(key, value)
             self.study.tell(trial, [float(values[o.name]) for o in self.objectives])
-
-    def _excess(self, values: Metrics) -> list[float]:
-        """Each constraint's, then each limited objective's, value minus its limit, in
-        minimisation form (<= 0 feasible)."""
-        row = self._constraint_row(values)
-        excess = np.where(np.isnan(row), MISSING_CONSTRAINT_VIOLATION, row - self.constraint_limits)
-        limited = [o.to_min(float(values[o.name])) - o.to_min(o.limit) for o in self._limited]
-        return [float(e) for e in excess] + limited
 
     def tell(self, archs: Sequence[Arch], metrics: Sequence[Metrics]) -> None:
         for arch, values in zip(archs, metrics, strict=True):
@@ -139,7 +128,11 @@ class OptunaSearch(Searcher):
         """A result from the store that this sampler never asked for (resume)."""
         params = {n: v for n, v in arch.to_dict().items() if v is not None}
         attrs: dict[str, dict[str, Any]] = {}
-        excess = self._excess(values) if self._constraint_keys and values is not None else None
+        excess = (
+            [float(e) for e in self.excess(values)]
+            if self._constraint_keys and values is not None
+            else None
+        )
         if excess is not None:
             attrs["user_attrs"] = {_USER_ATTR: excess}
         frozen = self._optuna.trial.create_trial(
