@@ -72,6 +72,7 @@ class LINAS(Searcher):
         self.exhaustive_until = exhaustive_until
         self.reference_quantile = reference_quantile
         self._last_reference: np.ndarray | None = None
+        self._archive_features: np.ndarray | None = None
         self._all: list[Arch] | None = None
         self._all_features: np.ndarray | None = None
         if space.size() <= exhaustive_limit:
@@ -79,6 +80,12 @@ class LINAS(Searcher):
             self._all_features = space.features(self._all)
         # a fixed random sample of the space, on which the predicted median is taken
         self._reference = space.features([space.sample(self.rng) for _ in range(reference_sample)])
+
+    def _after_tell(self, new: list[int]) -> None:
+        """Features of told archs are computed once: every round's models train on them."""
+        rows = self.space.features([self.archs[i] for i in new])
+        previous = self._archive_features
+        self._archive_features = rows if previous is None else np.vstack([previous, rows])
 
     @property
     def batch_size(self) -> int:  # type: ignore[override]
@@ -159,7 +166,7 @@ class LINAS(Searcher):
         """Targets worse than 1.5x the gap to the reference point (the previous round's) are
         clipped, so broken archs do not dominate the fit; out-of-bag noise is measured only
         where targets beat the reference: the region the search is scored on."""
-        X = self.space.features([self.archs[i] for i in valid])
+        X = self._archive_features[valid]
         best = y.min()
         median = self._last_reference[j] if self._last_reference is not None else np.median(y)
         clipped = np.minimum(y, best + 1.5 * (median - best)) if median > best else y
@@ -176,7 +183,7 @@ class LINAS(Searcher):
         excess = np.full((len(features), len(self.constraints)), -np.inf)
         spread = np.zeros_like(excess)
         C = self.C[valid]
-        X = self.space.features([self.archs[i] for i in valid])
+        X = self._archive_features[valid]
         for j, limit in enumerate(self.constraint_limits):
             known = np.isfinite(C[:, j])
             if known.sum() < 2:
@@ -198,7 +205,7 @@ class LINAS(Searcher):
         noisy = len(valid) >= self.noise_after
         excess, spread = self._constraint_margin(valid, features, noisy)
         F = self.F[valid]
-        X = self.space.features([self.archs[i] for i in valid])
+        X = self._archive_features[valid]
         for j, o in enumerate(self.objectives):
             if o.limit is None:
                 continue
