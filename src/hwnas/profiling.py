@@ -18,7 +18,7 @@ from hwnas.errors import HwnasError
 from hwnas.files import write_atomic
 from hwnas.hardware.profile import build_profile, check_fits, check_profile, load_profile
 from hwnas.progress import Progress, SilentProgress
-from hwnas.supernet import SUPERNETS, build_supernet
+from hwnas.supernet import SUPERNETS
 
 
 def profile_job(
@@ -29,7 +29,7 @@ def profile_job(
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Measure this machine for ``config``'s super-network and input; write ``out``."""
-    from hwnas.data import load_dataset
+    from hwnas.run import prepare
 
     if out.exists():
         raise HwnasError(f"--out {out}: already exists; pick another name or delete it")
@@ -38,16 +38,9 @@ def profile_job(
     if config.latency.source != "measured":
         raise HwnasError("latency.source: a profile is built from measurements (use measured)")
     started = time.perf_counter()
-    torch.manual_seed(config.seed)
-    data = load_dataset(
-        config.data.name, config.data.path, seed=config.seed, image_size=config.data.image_size
-    )
-    model = build_supernet(
-        config.supernet.name, config.supernet.overrides, data.in_channels, data.num_classes
-    )
-    input_shape = tuple(data.train.tensors[0].shape[1:])
+    data, model = prepare(config)
     profile = build_profile(
-        config.supernet.name, model, input_shape, config.latency.settings(),
+        config.supernet.name, model, data.input_shape, config.latency.settings(),
         samples=samples, rounds=rounds, seed=config.seed, progress=progress or SilentProgress(),
     )  # fmt: skip
     profile.save(out)

@@ -75,8 +75,8 @@ def front_of(
     return [e for e, on in zip(feasible, mask, strict=True) if on]
 
 
-def _prepare(config: RunConfig, out: Path) -> tuple:
-    """Data and an untrained super-network."""
+def prepare(config: RunConfig) -> tuple:
+    """``config``'s data and its untrained super-network (nothing written)."""
     from hwnas.data import load_dataset
 
     torch.manual_seed(config.seed)
@@ -123,7 +123,7 @@ def train_job(
     """``hwnas train``: only the super-network, written to ``out/supernet.safetensors``."""
     _check_out(out, resume, CHECKPOINT)
     started = time.perf_counter()
-    data, model = _prepare(config, out)
+    data, model = prepare(config)
     _make_out(out)
     history = _train(config, data, model, out, progress or SilentProgress())
     return {"checkpoint": str(out / CHECKPOINT), "training": history,
@@ -151,9 +151,9 @@ def run_job(
 
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    data, model = _prepare(config, out)
+    data, model = prepare(config)
     space = model.space()
-    input_shape = tuple(data.train.tensors[0].shape[1:])
+    input_shape = data.input_shape
     # accuracy and latency evaluate the same arch back to back: extract it once for both
     build = functools.lru_cache(maxsize=1)(model.extract)
     latency = latency_evaluator(

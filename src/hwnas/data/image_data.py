@@ -39,6 +39,11 @@ class ImageData:
     std: tuple[float, ...]
     augment: Augment
 
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """One image's shape, (channels, size, size): what a sub-network is fed."""
+        return self.in_channels, self.image_size, self.image_size
+
 
 def check_image_size(image_size: int) -> None:
     """Refuse sizes a convolutional network cannot use."""
