@@ -13,6 +13,7 @@ from hwnas.pareto import (
     non_dominated_sort,
     objective_matrix,
     pareto_mask,
+    running_hypervolume,
 )
 
 
@@ -190,3 +191,15 @@ def test_crowding_distance() -> None:
     assert np.isinf(distance[[1, 2]]).all()
     np.testing.assert_allclose(distance[[0, 3]], [1.5, 1.25])
     assert np.isinf(crowding_distance(F[:2])).all()
+
+
+def test_running_hypervolume_matches_the_front_of_each_prefix():
+    rng = np.random.default_rng(3)
+    points = [rng.uniform(0, 1, 2) if rng.random() > 0.2 else None for _ in range(60)]
+    ref = np.ones(2)
+    curve = running_hypervolume(points, ref)
+    for i in range(len(points)):
+        seen = np.array([p for p in points[: i + 1] if p is not None]).reshape(-1, 2)
+        expected = hypervolume(seen[pareto_mask(seen)], ref) if len(seen) else 0.0
+        assert curve[i] == pytest.approx(expected)
+    assert all(b >= a for a, b in zip(curve, curve[1:], strict=False))

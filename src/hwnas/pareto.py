@@ -214,6 +214,20 @@ def hypervolume(F: np.ndarray, ref: Sequence[float]) -> float:
     return float(HV(ref_point=ref)(F))
 
 
+def running_hypervolume(points: Sequence[np.ndarray | None], reference: np.ndarray) -> list[float]:
+    """Hypervolume of the points seen so far, after each point (minimisation form). ``None``
+    (an invalid or infeasible result) leaves it as it was. The front is kept incrementally,
+    so a long run costs one hypervolume per improvement, not a re-sort per evaluation."""
+    front = np.zeros((0, len(reference)))
+    out, hv = [], 0.0
+    for point in points:
+        if point is not None and not np.any(np.all(front <= point, axis=1)):
+            front = np.vstack([front[~np.all(point <= front, axis=1)], point])
+            hv = hypervolume(front, reference)
+        out.append(hv)
+    return out
+
+
 def knee_index(F: np.ndarray) -> int:
     """The front's knee: the point furthest below the hyperplane through its extreme points.
 

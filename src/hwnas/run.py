@@ -257,6 +257,7 @@ def run_job(
         knee.arch_key,
         objectives,
         {"config": json.dumps(config.model_dump(mode="json")), **summary["time_seconds"]},
+        constraints,
     )
     return summary
 

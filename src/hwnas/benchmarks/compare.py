@@ -17,7 +17,14 @@ import numpy as np
 
 from hwnas.benchmarks.table import TableBenchmark
 from hwnas.errors import HwnasError
-from hwnas.pareto import Objective, feasible_mask, hypervolume, objective_matrix, pareto_mask
+from hwnas.pareto import (
+    Objective,
+    feasible_mask,
+    hypervolume,
+    objective_matrix,
+    pareto_mask,
+    running_hypervolume,
+)
 from hwnas.progress import Progress, SilentProgress
 from hwnas.search import make_searcher
 from hwnas.store import Store
@@ -70,17 +77,14 @@ class Scorer:
 
     def curve(self, metrics: Sequence[dict[str, float] | None]) -> list[float]:
         """Hypervolume ratio after each evaluation (invalid or infeasible ones leave it as is)."""
+        points = [
+            self.normalise(objective_matrix([v], self.objectives))[0]
+            if v is not None and feasible_mask([v], self.objectives)[0]
+            else None
+            for v in metrics
+        ]
         ref = np.ones(len(self.objectives))
-        front = np.zeros((0, len(self.objectives)))
-        out, hv = [], 0.0
-        for values in metrics:
-            if values is not None and feasible_mask([values], self.objectives)[0]:
-                point = self.normalise(objective_matrix([values], self.objectives))[0]
-                if not np.any(np.all(front <= point, axis=1)):
-                    front = np.vstack([front[~np.all(point <= front, axis=1)], point])
-                    hv = hypervolume(front, ref)
-            out.append(hv / self.true_hv)
-        return out
+        return [hv / self.true_hv for hv in running_hypervolume(points, ref)]
 
 
 def run_comparison(

@@ -8,28 +8,28 @@ from pathlib import Path
 
 import numpy as np
 
-from hwnas.pareto import Objective, hypervolume, objective_matrix, pareto_mask
+from hwnas.pareto import Objective, feasible_mask, objective_matrix, running_hypervolume
 
 
 def hypervolume_curve(
-    metrics: Sequence[dict[str, float] | None], objectives: Sequence[Objective]
+    metrics: Sequence[dict[str, float] | None],
+    objectives: Sequence[Objective],
+    constraints: Sequence[Objective] = (),
 ) -> list[float]:
-    """Hypervolume of the evaluated front after each evaluation, with the reference point at
-    the worst value seen in each objective (so the curve is comparable within one run)."""
-    valid = [m for m in metrics if m is not None]
-    if not valid:
+    """Hypervolume of the evaluated front after each evaluation, counting only results within
+    every limit, with objectives scaled to the range those results span and the reference
+    point just beyond their worst (so the curve is comparable within one run)."""
+    limits = [*objectives, *constraints]
+    ok = [m is not None and feasible_mask([m], limits)[0] for m in metrics]
+    counted = [m for m, keep in zip(metrics, ok, strict=True) if keep]
+    if not counted:
         return [0.0] * len(metrics)
-    F_all = objective_matrix(valid, objectives)
-    lo, hi = F_all.min(axis=0), F_all.max(axis=0)
+    F = objective_matrix(counted, objectives)
+    lo, hi = F.min(axis=0), F.max(axis=0)
     scale = np.where(hi > lo, hi - lo, 1.0)
-    ref = np.full(len(objectives), 1.1)
-    out, seen = [], []
-    for m in metrics:
-        if m is not None:
-            seen.append((objective_matrix([m], objectives)[0] - lo) / scale)
-        front = np.array(seen) if seen else np.zeros((0, len(objectives)))
-        out.append(hypervolume(front[pareto_mask(front)], ref) if seen else 0.0)
-    return out
+    rows = iter((F - lo) / scale)
+    points = [next(rows) if keep else None for keep in ok]
+    return running_hypervolume(points, np.full(len(objectives), 1.1))
 
 
 def write_report(
@@ -40,6 +40,7 @@ def write_report(
     knee_key: str | None,
     objectives: Sequence[Objective],
     settings: dict,
+    constraints: Sequence[Objective] = (),
 ) -> None:
     """``evaluations``/``front`` are dicts with ``key`` and ``metrics``."""
     import plotly.graph_objects as go
@@ -71,7 +72,7 @@ def write_report(
         yaxis_title=y_obj.name,
         template="plotly_white",
     )
-    curve = hypervolume_curve([e["metrics"] for e in evaluations], objectives)
+    curve = hypervolume_curve([e["metrics"] for e in evaluations], objectives, constraints)
     hv = go.Figure(go.Scatter(x=list(range(1, len(curve) + 1)), y=curve, mode="lines"))
     hv.update_layout(
         title="Hypervolume of the evaluated front",
