@@ -13,7 +13,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from hwnas.errors import HwnasError, first_invalid
+from hwnas.errors import HwnasError, first_invalid, one_line
 from hwnas.hardware.settings import LatencySettings
 from hwnas.pareto import Objective
 
@@ -141,7 +141,7 @@ def load_config(path: str | Path | None) -> RunConfig:
     try:
         raw = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
-        raise HwnasError(f"config {path}: not valid YAML ({' '.join(str(exc).split())})") from None
+        raise HwnasError(f"config {path}: not valid YAML ({one_line(exc)})") from None
     if not isinstance(raw, dict):
         raise HwnasError(f"config {path}: expected a mapping at the top level")
     try:

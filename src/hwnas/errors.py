@@ -18,3 +18,8 @@ def first_invalid(exc: Exception) -> str:
     are validated by pydantic models, and the user needs the first bad key, not forty lines."""
     error = exc.errors()[0]
     return f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}"
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception's message on one line (library messages span several), or its type."""
+    return " ".join(str(exc).split()) or type(exc).__name__

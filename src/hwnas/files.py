@@ -1,4 +1,4 @@
-"""Files written whole or not at all.
+"""Output folders, and files written whole or not at all.
 
 A crash or a full disk mid-write must never leave a truncated checkpoint, profile or model
 where a user (or ``--resume``) would trust it: data goes to a uniquely named temporary file
@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+
+from hwnas.errors import HwnasError
 
 
 def write_atomic(path: Path, data: bytes | str) -> None:
@@ -24,3 +26,12 @@ def write_atomic(path: Path, data: bytes | str) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def make_out(out: Path) -> None:
+    """Create an output folder (``--out``); called only once every input has been checked,
+    so a bad input leaves nothing behind."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise HwnasError(f"--out {out}: cannot create ({exc.strerror})") from None

@@ -15,7 +15,7 @@ import torch
 
 from hwnas.config import RunConfig
 from hwnas.errors import HwnasError
-from hwnas.files import write_atomic
+from hwnas.files import make_out, write_atomic
 from hwnas.hardware.profile import build_profile, check_fits, check_profile, load_profile
 from hwnas.progress import Progress, SilentProgress
 from hwnas.supernet import SUPERNETS
@@ -82,10 +82,7 @@ def check_job(
     except HwnasError as exc:
         raise HwnasError(f"profile {profile_path}: supernet.config: {exc}") from None
     check_fits(profile, profile_path, profile.supernet, model, profile.input_shape)
-    try:
-        out.mkdir(exist_ok=True)
-    except OSError as exc:
-        raise HwnasError(f"--out {out}: cannot create ({exc.strerror})") from None
+    make_out(out)
     torch.manual_seed(0)
     checked = check_profile(profile, model, samples, progress, rounds)
     result = {"profile": str(profile_path), **checked}

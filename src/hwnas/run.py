@@ -25,7 +25,7 @@ from hwnas.evaluate.cost import CostEvaluator
 from hwnas.evaluate.latency import MeasuredLatency, ProfiledLatency, latency_evaluator
 from hwnas.evaluate.memory import MemoryEvaluator
 from hwnas.export import export_subnet
-from hwnas.files import write_atomic
+from hwnas.files import make_out, write_atomic
 from hwnas.pareto import Objective, feasible_mask, knee_index, objective_matrix, pareto_mask
 from hwnas.progress import Progress, SilentProgress
 from hwnas.report.html import write_report
@@ -89,14 +89,6 @@ def prepare(config: RunConfig) -> tuple:
     return data, model
 
 
-def _make_out(out: Path) -> None:
-    """Created only once every input has been checked, so a bad input leaves nothing."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise HwnasError(f"--out {out}: cannot create ({exc.strerror})") from None
-
-
 def _train(config: RunConfig, data, model, out: Path, progress: Progress) -> list:
     """Sandwich training with a checkpoint after every epoch.
 
@@ -124,7 +116,7 @@ def train_job(
     _check_out(out, resume, CHECKPOINT)
     started = time.perf_counter()
     data, model = prepare(config)
-    _make_out(out)
+    make_out(out)
     history = _train(config, data, model, out, progress or SilentProgress())
     return {"checkpoint": str(out / CHECKPOINT), "training": history,
             "seconds": time.perf_counter() - started}  # fmt: skip
@@ -167,7 +159,7 @@ def run_job(
         )  # fmt: skip
     except HwnasError as exc:
         raise HwnasError(f"search.options: {exc}") from None
-    _make_out(out)
+    make_out(out)
     timings["data"] = time.perf_counter() - started
 
     started = time.perf_counter()

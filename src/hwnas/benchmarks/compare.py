@@ -17,6 +17,7 @@ import numpy as np
 
 from hwnas.benchmarks.table import TableBenchmark
 from hwnas.errors import HwnasError
+from hwnas.files import make_out
 from hwnas.pareto import (
     Objective,
     feasible_mask,
@@ -99,10 +100,7 @@ def run_comparison(
     """Run every searcher for every seed (resuming from ``out/runs.sqlite``) and summarise."""
     progress = progress or SilentProgress()
     scorer = Scorer(bench, objectives)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise HwnasError(f"--out {out}: cannot create ({exc.strerror})") from None
+    make_out(out)
     timings_path = out / "timings.json"
     timings = json.loads(timings_path.read_text()) if timings_path.is_file() else {}
     scores: list[RunScore] = []

@@ -14,7 +14,7 @@ from PIL import Image, ImageMode, UnidentifiedImageError
 
 from hwnas.data.augment import Augment
 from hwnas.data.image_data import ImageData, check_image_size, split_and_assemble
-from hwnas.errors import HwnasError
+from hwnas.errors import HwnasError, one_line
 
 EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 
@@ -57,7 +57,7 @@ def read_image(path: Path, image_size: int) -> np.ndarray:
             image = image.convert(mode).resize((image_size, image_size), Image.Resampling.BILINEAR)
             return np.asarray(image, dtype=np.uint8)
     except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as exc:
-        reason = " ".join(str(exc).split()) or type(exc).__name__
+        reason = one_line(exc)
         raise HwnasError(f"{path}: unreadable image ({reason})") from None
 
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from hwnas.errors import HwnasError
+from hwnas.errors import HwnasError, one_line
 
 
 class RefusedPickle(pickle.UnpicklingError):
@@ -194,7 +194,7 @@ def load_pickle_file(path: Path) -> Any:
     try:
         return loads_restricted(payload)
     except RefusedPickle as exc:
-        raise HwnasError(f"{path}: not a plain data pickle: {_one_line(exc)}") from None
+        raise HwnasError(f"{path}: not a plain data pickle: {one_line(exc)}") from None
     except (
         pickle.UnpicklingError,
         EOFError,
@@ -205,11 +205,7 @@ def load_pickle_file(path: Path) -> Any:
         AttributeError,
     ) as exc:
         raise HwnasError(
-            f"{path}: corrupt pickle ({type(exc).__name__}: {_one_line(exc)})"
+            f"{path}: corrupt pickle ({type(exc).__name__}: {one_line(exc)})"
         ) from None
     except (MemoryError, RecursionError) as exc:
         raise HwnasError(f"{path}: pickle too large or too deep ({type(exc).__name__})") from None
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__

@@ -22,7 +22,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save
 
 import hwnas
-from hwnas.errors import HwnasError
+from hwnas.errors import HwnasError, one_line
 from hwnas.files import write_atomic
 from hwnas.supernet.mobilenet import ElasticMobileNet
 
@@ -35,10 +35,6 @@ def _digest(tensors: Mapping[str, torch.Tensor]) -> str:
         h.update(name.encode())
         h.update(tensors[name].contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
-
-
-def _one_line(error: BaseException) -> str:
-    return " ".join(str(error).split()) or type(error).__name__
 
 
 def optimizer_path(path: str | Path) -> Path:
@@ -114,7 +110,7 @@ def _read(path: Path) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
             header = f.metadata() or {}
             tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not iterable)
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
-        raise HwnasError(f"checkpoint {path} is corrupt or not safetensors: {_one_line(e)}") from e
+        raise HwnasError(f"checkpoint {path} is corrupt or not safetensors: {one_line(e)}") from e
     if header.get("format") != FORMAT:
         raise HwnasError(f"checkpoint {path} is not an hwnas super-network checkpoint")
     if header.get("sha256") != _digest(tensors):
@@ -137,7 +133,7 @@ def load_checkpoint(
     try:
         saved = {k: json.loads(header[k]) for k in ("space", "config", "meta")}
     except (KeyError, json.JSONDecodeError) as e:
-        raise HwnasError(f"checkpoint {path} has a corrupt header: {_one_line(e)}") from e
+        raise HwnasError(f"checkpoint {path} has a corrupt header: {one_line(e)}") from e
     current = {"space": model.space().describe(), "config": model.config.to_dict()}
     for key, value in current.items():
         found = _first_difference(saved[key], json.loads(json.dumps(value)), key)
@@ -153,7 +149,7 @@ def load_checkpoint(
             optimizer.load_state_dict(_read_optimizer(path, header))
         except (ValueError, KeyError) as e:
             side = optimizer_path(path)
-            raise HwnasError(f"{side} does not fit the optimizer: {_one_line(e)}") from e
+            raise HwnasError(f"{side} does not fit the optimizer: {one_line(e)}") from e
     model.load_state_dict(tensors)
     return saved["meta"]
 
@@ -165,7 +161,7 @@ def _read_optimizer(path: Path, header: Mapping[str, str]) -> dict[str, Any]:
     try:
         data = side.read_bytes()
     except OSError as e:
-        raise HwnasError(f"optimizer state {side} cannot be read: {_one_line(e)}") from e
+        raise HwnasError(f"optimizer state {side} cannot be read: {one_line(e)}") from e
     if hashlib.sha256(data).hexdigest() != header["optimizer_sha256"]:
         raise HwnasError(f"optimizer state {side} does not belong to checkpoint {path}")
     return torch.load(io.BytesIO(data), weights_only=True)
