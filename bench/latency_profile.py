@@ -23,23 +23,24 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from hwnas import run
 from hwnas.config import RunConfig, with_overrides
+from hwnas.families import optimizer_path
 from hwnas.hardware.measure import prepare, time_rounds
 from hwnas.hardware.profile import accuracy_figures, load_profile, measure_archs
 from hwnas.hardware.settings import LatencySettings
 from hwnas.profiling import check_job, profile_job
 from hwnas.progress import SilentProgress
 from hwnas.run import CHECKPOINT, run_job
-from hwnas.supernet import build_supernet, optimizer_path
 
 
 def repeatability(samples: int, seed: int, rounds: int) -> dict:
     """The same sub-networks measured twice: by one timing each (as a search measures), and
     by the median of ``rounds`` interleaved rounds (as a profile and its check do)."""
-    model = build_supernet("mobilenet", {}, 1, 10).eval()
+    model = run.prepare(RunConfig())[1].eval()
     rng = np.random.default_rng(seed)
     archs = [model.space().sample(rng) for _ in range(samples)]
-    example = torch.randn(1, 1, 32, 32)
+    example = model.example_input(1)
     settings = LatencySettings()
     calls = [prepare(model.extract(a), example, settings) for a in archs]
     single = time_rounds(calls, settings, 2, seed)
@@ -70,10 +71,9 @@ def profiled_search(profile: Path, out: Path, checkpoint: Path | None) -> dict:
     started = time.perf_counter()
     summary = run_job(config, out, resume=checkpoint is not None)
     loaded = load_profile(profile)
-    model = build_supernet("mobilenet", {}, 1, 10).eval()
+    model = run.prepare(config)[1].eval()
     archs = [model.space().make(f["arch"]) for f in summary["front"]]
-    measured = measure_archs(model, archs, (1, 32, 32), loaded.settings, SilentProgress(),
-                             "front", rounds=5)  # fmt: skip
+    measured = measure_archs(model, archs, loaded.settings, SilentProgress(), "front", rounds=5)
     predicted = np.array([f["metrics"]["latency_ms"] for f in summary["front"]])
     return {
         "seconds": time.perf_counter() - started,

@@ -20,13 +20,13 @@ import torch
 import torch.nn.functional as F
 from scipy.stats import kendalltau
 
-from hwnas.data import calibration_subset, load_dataset
-from hwnas.evaluate.accuracy import recalibrate_batchnorm, top1
-from hwnas.supernet import build_supernet, macs
-from hwnas.supernet.train import SandwichTrainer, TrainSettings
+from hwnas.config import RunConfig, TrainConfig
+from hwnas.evaluate.quality import recalibrate_batchnorm
+from hwnas.run import prepare
+from hwnas.train import SandwichTrainer, resolve_settings
 
 
-def plain_train(module, images, labels, settings: TrainSettings, seed: int, augment) -> float:
+def plain_train(module, images, labels, settings: TrainConfig, seed: int, augment) -> float:
     """Ordinary training of one standalone network; returns images per second."""
     optimizer = torch.optim.SGD(module.parameters(), lr=settings.learning_rate, momentum=0.9,
                                 nesterov=True, weight_decay=settings.weight_decay)  # fmt: skip
@@ -59,23 +59,22 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    data = load_dataset("digits", None, seed=args.seed)
+    config = RunConfig(seed=args.seed)
+    task, supernet = prepare(config)
+    data = task.data
     images, labels = data.train.tensors
-    val_x, val_y = data.val.tensors
-    calibration = calibration_subset(data, 256, args.seed)
-    settings = TrainSettings(epochs=args.epochs)
+    calibration = task.calibration_inputs(256, args.seed)
+    settings = resolve_settings(TrainConfig(epochs=args.epochs), type(supernet), type(task))
 
-    torch.manual_seed(args.seed)
-    supernet = build_supernet("mobilenet", None, data.in_channels, data.num_classes)
-    trainer = SandwichTrainer(supernet, images, labels, settings, args.seed, data.augment)
+    trainer = SandwichTrainer(supernet, task, settings, args.seed)
     history = trainer.fit()
-    sandwich_ips = float(np.mean([h["images_per_second"] for h in history]))
+    sandwich_ips = float(np.mean([h["samples_per_second"] for h in history]))
 
     space = supernet.space()
     rng = np.random.default_rng(args.seed)
     pool = [space.sample(rng) for _ in range(2000)] + [supernet.smallest_arch(),
-                                                      supernet.largest_arch()]  # fmt: skip
-    pool.sort(key=lambda a: macs(a, supernet.config))
+                                                      supernet.teacher_arch()]  # fmt: skip
+    pool.sort(key=lambda a: supernet.cost(a).macs)
     picks = [pool[int(i)] for i in np.linspace(0, len(pool) - 1, args.subnets)]
 
     rows = []
@@ -83,22 +82,22 @@ def main() -> None:
         inherited = supernet.extract(arch)
         recalibrate_batchnorm(inherited, calibration)
         torch.manual_seed(args.seed + i)
-        fresh = build_supernet("mobilenet", None, data.in_channels, data.num_classes)
+        fresh = type(supernet).from_config(supernet.config.to_dict())
         scratch = fresh.extract(arch)
         ips = plain_train(scratch, images, labels, settings, args.seed + i, data.augment)
         scratch.eval()
         rows.append(
             {
                 "arch": arch.key,
-                "macs": macs(arch, supernet.config),
-                "inherited": top1(inherited, val_x, val_y),
-                "scratch": top1(scratch, val_x, val_y),
+                "macs": supernet.cost(arch).macs,
+                "inherited": task.quality(inherited)["accuracy"],
+                "scratch": task.quality(scratch)["accuracy"],
                 "plain_images_per_s": ips,
             }
         )
         print(json.dumps(rows[-1]), flush=True)
 
-    largest_ips = rows[-1]["plain_images_per_s"] if picks[-1] == supernet.largest_arch() else None
+    largest_ips = rows[-1]["plain_images_per_s"] if picks[-1] == supernet.teacher_arch() else None
     gap = [r["inherited"] - r["scratch"] for r in rows]
     result = {
         "epochs": args.epochs,

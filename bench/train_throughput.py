@@ -17,8 +17,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from hwnas.data import load_dataset
-from hwnas.supernet import build_supernet
+from hwnas.config import RunConfig
+from hwnas.run import prepare
 
 
 def main() -> None:
@@ -29,11 +29,11 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    data = load_dataset("digits", None, seed=0)
-    images, labels = data.train.tensors
-    supernet = build_supernet("mobilenet", None, data.in_channels, data.num_classes).train()
+    task, supernet = prepare(RunConfig())
+    images, labels = task.data.train.tensors
+    supernet.train()
     space, rng = supernet.space(), np.random.default_rng(0)
-    largest = supernet.extract(supernet.largest_arch()).train()
+    largest = supernet.extract(supernet.teacher_arch()).train()
     sandwich_opt = torch.optim.SGD(supernet.parameters(), lr=0.01, momentum=0.9)
     plain_opt = torch.optim.SGD(largest.parameters(), lr=0.01, momentum=0.9)
     times = {"sandwich": [], "plain": []}
@@ -43,7 +43,7 @@ def main() -> None:
 
         started = time.perf_counter()
         sandwich_opt.zero_grad()
-        supernet.set_active(supernet.largest_arch())
+        supernet.set_active(supernet.teacher_arch())
         teacher = supernet(x)
         F.cross_entropy(teacher, y).backward()
         soft = F.softmax(teacher.detach(), dim=1)

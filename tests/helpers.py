@@ -10,12 +10,34 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from hwnas.benchmarks.table import TableBenchmark
+from hwnas.data.augment import Augment
+from hwnas.data.image_data import split_and_assemble
+from hwnas.families.mobilenet import MobileNetConfig
 from hwnas.pareto import Objective
-from hwnas.supernet import MobileNetConfig
+from hwnas.tasks import ImageClassification
+from hwnas.tasks.base import InputSpec, TaskSpec
 
 OBJECTIVES = [Objective("acc", "max"), Objective("lat", "min")]
+
+
+def image_spec(channels: int = 3, classes: int = 10, size: int = 32) -> TaskSpec:
+    """What a classification task of ``channels`` x ``size`` x ``size`` images tells a family."""
+    return TaskSpec("classification", InputSpec("image", (channels, size, size)), classes)
+
+
+def random_image_task(
+    n: int = 48, channels: int = 1, size: int = 16, classes: int = 3, seed: int = 0
+) -> ImageClassification:
+    """Random images with labels in turn: enough to train and evaluate a family on."""
+    images = torch.rand(n, channels, size, size, generator=torch.Generator().manual_seed(seed))
+    labels = np.arange(n) % classes
+    names = tuple(map(str, range(classes)))
+    augment = Augment(pad=1, hflip=False)
+    data = split_and_assemble("random", images, labels, seed, 0.2, 0.2, names, augment)
+    return ImageClassification(data)
 
 
 def toy_rows(seed: int = 0, drop: int = 0) -> list[dict[str, str]]:

@@ -381,8 +381,8 @@ def test_calibration_subset_fixed_by_seed(digits):
 
 
 def test_registry_names_and_errors(cifar_dir):
-    assert list(DATASETS) == ["digits", "cifar10", "image-folder"]
-    with pytest.raises(HwnasError, match="unknown; choose from digits, cifar10, image-folder"):
+    assert list(DATASETS) == ["digits", "cifar10", "image-folder", "python"]
+    with pytest.raises(HwnasError, match="unknown; choose from digits, cifar10, image-folder, py"):
         load_dataset("mnist", None, seed=0)
     for name in ("cifar10", "image-folder"):
         with pytest.raises(HwnasError, match="needs a path"):

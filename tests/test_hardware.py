@@ -10,7 +10,9 @@ import pytest
 import torch
 from scipy.stats import binom
 
+from helpers import image_spec
 from hwnas.errors import HwnasError
+from hwnas.families import build_family
 from hwnas.hardware.measure import (
     environment,
     measure,
@@ -27,7 +29,6 @@ from hwnas.hardware.profile import (
 )
 from hwnas.hardware.settings import LatencySettings
 from hwnas.hardware.table import LatencyTable, MissingLayer, build_table
-from hwnas.supernet import build_supernet, layers
 
 TINY = {"widths": (8, 12, 16, 16), "expands": (1, 2), "depths": (1, 2), "kernels": (3, 5),
         "resolutions": (16, 24), "final_width": 32}  # fmt: skip
@@ -36,7 +37,7 @@ FAST = LatencySettings(warmup=1, min_runs=3, max_runs=50, max_seconds=0.02)
 
 def tiny_model():
     torch.manual_seed(0)
-    return build_supernet("mobilenet", TINY, 1, 10).eval()
+    return build_family("mobilenet", TINY, image_spec(1, 10)).eval()
 
 
 def test_median_interval_covers_the_median_95_percent_of_the_time():
@@ -77,33 +78,33 @@ def test_measure_records_both_backends_and_the_environment():
 
 def test_layers_compose_to_the_extracted_subnetwork_and_the_catalogue_covers_them():
     model = tiny_model()
-    catalogue = {layer.key for layer in layers.catalogue(model, 32)}
+    catalogue = {layer.key for layer in model.layer_catalogue()}
     rng = np.random.default_rng(0)
     x = torch.randn(2, 1, 32, 32)
     for _ in range(5):
         arch = model.space().sample(rng)
-        schedule = layers.schedule(model, arch, 32)
+        schedule = model.layer_schedule(arch)
         assert {layer.key for layer in schedule} <= catalogue
         y = x
         with torch.no_grad():
             for layer in schedule:
                 assert tuple(y.shape[1:]) == layer.input_shape, layer.key
-                y = layers.module(model, layer).eval()(y)
+                y = model.layer_module(layer).eval()(y)
             torch.testing.assert_close(y, model.extract(arch).eval()(x), atol=1e-5, rtol=1e-4)
-    assert model.active == model.largest_arch()  # building layer modules left it alone
+    assert model.active == model.teacher_arch()  # building layer modules left it alone
 
 
 def test_table_counts_the_call_overhead_once():
     model = tiny_model()
-    arch = model.largest_arch()
-    schedule = layers.schedule(model, arch, 32)
+    arch = model.teacher_arch()
+    schedule = model.layer_schedule(arch)
     entries = {layer.key: 0.5 + i for i, layer in enumerate(schedule)}
     table = LatencyTable(0.25, entries)
     expected = 0.25 + sum(v - 0.25 for v in entries.values())
     assert table.predict(schedule) == pytest.approx(expected)
     with pytest.raises(MissingLayer):
         LatencyTable(0.25, {}).predict(schedule)
-    built, noise = build_table(schedule[:3], lambda x: layers.module(model, x), FAST, rounds=2)
+    built, noise = build_table(schedule[:3], model.layer_module, FAST, rounds=2)
     assert set(built.entries) == {layer.key for layer in schedule[:3]}
     assert all(v > 0 for v in built.entries.values()) and noise["rounds"] == 2
 
@@ -122,7 +123,7 @@ def test_predictor_learns_a_multiplicative_correction_and_round_trips():
 @pytest.fixture(scope="module")
 def profile_file(tmp_path_factory):
     model = tiny_model()
-    profile = build_profile("mobilenet", model, (1, 32, 32), FAST, samples=12, rounds=1)
+    profile = build_profile("mobilenet", model, FAST, samples=12, rounds=1)
     path = tmp_path_factory.mktemp("profile") / "tiny.json"
     profile.save(path)
     return path, profile
@@ -137,8 +138,8 @@ def test_small_profile_round_trips(profile_file):
         np.testing.assert_allclose(a, b)
     assert loaded.settings == FAST and loaded.device["runtime"].startswith("onnxruntime")
     assert set(loaded.validation["predictor"]) >= {"within_10pct", "mape_pct", "kendall_tau"}
-    assert len(loaded.table.entries) == len(layers.catalogue(model, 32))
-    check_fits(loaded, path, "mobilenet", model, (1, 32, 32))
+    assert len(loaded.table.entries) == len(model.layer_catalogue())
+    check_fits(loaded, path, "mobilenet", model)
     check = check_profile(loaded, model, samples=10)
     assert check["samples"] == 10 and check["same_device"] is True
     assert 0 <= check["predictor"]["within_10pct"] <= 1 and len(check["archs"]) == 10
@@ -211,9 +212,10 @@ def test_truncated_missing_and_unreadable_profiles_are_refused(profile_file, tmp
 
 def test_a_profile_for_another_space_or_input_is_refused(profile_file):
     path, profile = profile_file
-    check_fits(profile, path, "mobilenet", tiny_model(), (1, 32, 32))
-    other = build_supernet("mobilenet", {**TINY, "kernels": (3,)}, 1, 10)
+    check_fits(profile, path, "mobilenet", tiny_model())
+    other = build_family("mobilenet", {**TINY, "kernels": (3,)}, image_spec(1, 10))
     with pytest.raises(HwnasError, match="another space .kernels"):
-        check_fits(profile, path, "mobilenet", other, (1, 32, 32))
+        check_fits(profile, path, "mobilenet", other)
+    smaller = build_family("mobilenet", TINY, image_spec(1, 10, size=24))
     with pytest.raises(HwnasError, match="made for inputs"):
-        check_fits(profile, path, "mobilenet", tiny_model(), (1, 24, 24))
+        check_fits(profile, path, "mobilenet", smaller)

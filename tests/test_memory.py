@@ -4,16 +4,15 @@ import torch
 
 from helpers import ODD_CONFIG
 from hwnas.errors import HwnasError
-from hwnas.supernet import ElasticMobileNet, MobileNetConfig, build_space, params
-from hwnas.supernet.memory import (
-    Op,
-    Peak,
-    live_bytes,
+from hwnas.families.base import Op
+from hwnas.families.memory import Peak, live_bytes, peak_live
+from hwnas.families.mobilenet import ElasticMobileNet, MobileNetConfig, build_space
+from hwnas.families.mobilenet.cost import cost
+from hwnas.families.mobilenet.memory import (
     mobilenet_schedule,
     parameter_bytes,
     peak_activation,
     peak_activation_bytes,
-    peak_live,
 )
 
 torch.set_num_threads(1)
@@ -192,9 +191,9 @@ def test_schedule_shapes_match_the_extracted_module(config, input_size):
     torch.manual_seed(0)
     model = ElasticMobileNet(config).eval()
     rng = np.random.default_rng(0)
-    archs = [model.largest_arch(), model.smallest_arch()]
+    archs = [model.teacher_arch(), model.smallest_arch()]
     archs += [model.space().sample(rng) for _ in range(4)]
-    largest = model.largest_arch().to_dict()
+    largest = model.teacher_arch().to_dict()
     archs += [model.space().make({**largest, "resolution": r}) for r in config.resolutions]
     assert {a["resolution"] for a in archs} == set(config.resolutions)
     for arch in archs:
@@ -225,7 +224,7 @@ def test_peak_grows_with_resolution_and_expand_ratio(model):
             if name.endswith(".expand") and value is not None:
                 wider = space.make({**base, name: config.expands[-1]})
                 assert peak_activation_bytes(wider, config, 32) >= peak
-    smallest, largest = model.smallest_arch(), model.largest_arch()
+    smallest, largest = model.smallest_arch(), model.teacher_arch()
     assert peak_activation_bytes(smallest, config, 32) < peak_activation_bytes(largest, config, 32)
 
 
@@ -243,11 +242,11 @@ def test_tiny_parameter_bytes_by_hand():
 
 def test_parameter_bytes_match_the_module(model):
     rng = np.random.default_rng(0)
-    archs = [model.largest_arch(), model.smallest_arch()]
+    archs = [model.teacher_arch(), model.smallest_arch()]
     archs += [model.space().sample(rng) for _ in range(20)]
     for i, arch in enumerate(archs):
         sizes = parameter_bytes(arch, model.config)
-        assert sizes["fp32"] == 4 * params(arch, model.config)
+        assert sizes["fp32"] == 4 * cost(arch, model.config).params
         assert sizes["int8"] < sizes["fp32"] / 3
         if i < 4:
             numel = sum(p.numel() for p in model.extract(arch).parameters())

@@ -5,15 +5,16 @@ import sys
 import pytest
 import torch
 
-from helpers import kill_when_stored
-from hwnas.config import RunConfig, load_config
+from helpers import image_spec, kill_when_stored, random_image_task
+from hwnas.config import RunConfig, TrainConfig, load_config
 from hwnas.errors import HwnasError
-from hwnas.evaluate.accuracy import recalibrate_batchnorm
+from hwnas.evaluate.quality import recalibrate_batchnorm
 from hwnas.export import export_subnet
+from hwnas.families import build_family
+from hwnas.families.mobilenet.memory import peak_activation_bytes
+from hwnas.run import plan_run
 from hwnas.store import Store
-from hwnas.supernet import build_supernet
-from hwnas.supernet.memory import peak_activation_bytes
-from hwnas.supernet.train import SandwichTrainer, TrainSettings
+from hwnas.train import SandwichTrainer, resolve_settings
 
 TINY = """
 seed: 0
@@ -86,9 +87,10 @@ def test_constraints_on_any_metric_are_split_from_objective_limits():
     search = RunConfig().search.model_copy(
         update={"constraints": ["latency_ms <= 2", "peak_memory_kb <= 64", "accuracy >= 50"]}
     )
-    limits = {o.name: o.limit for o in search.parsed_objectives()}
+    default = ["accuracy:max", "latency_ms:min"]
+    limits = {o.name: o.limit for o in search.parsed_objectives(default)}
     assert limits == {"accuracy": 50.0, "latency_ms": 2.0}
-    (memory,) = search.parsed_constraints()
+    (memory,) = search.parsed_constraints(default)
     assert (memory.name, memory.direction, memory.limit) == ("peak_memory_kb", "min", 64.0)
 
 
@@ -102,8 +104,8 @@ def test_missing_config_and_data_paths(tmp_path):
     assert not (tmp_path / "o").exists()
 
 
-def test_default_config_parses_objectives():
-    objectives = RunConfig().search.parsed_objectives()
+def test_default_objectives_are_the_tasks_quality_and_latency():
+    objectives = plan_run(RunConfig()).objectives
     assert [(o.name, o.direction) for o in objectives] == [
         ("accuracy", "max"),
         ("latency_ms", "min"),
@@ -112,26 +114,30 @@ def test_default_config_parses_objectives():
         load_config("/nonexistent.yaml")
 
 
+def settings(model, task, **values) -> TrainConfig:
+    return resolve_settings(TrainConfig(**values), type(model), type(task))
+
+
 def test_training_is_deterministic_for_a_seed():
-    images, labels = torch.randn(48, 1, 16, 16), torch.randint(0, 3, (48,))
+    task = random_image_task()
     overrides = {"widths": (4, 4, 8, 8), "depths": (1, 2), "expands": (1, 2),
                  "kernels": (3,), "resolutions": (16,), "final_width": 8}  # fmt: skip
     states = []
     for _ in range(2):
         torch.manual_seed(0)
-        model = build_supernet("mobilenet", overrides, 1, 3)
-        SandwichTrainer(model, images, labels, TrainSettings(epochs=1, batch_size=16)).fit()
+        model = build_family("mobilenet", overrides, task.spec)
+        SandwichTrainer(model, task, settings(model, task, epochs=1, batch_size=8)).fit()
         states.append(model.state_dict())
     for name, tensor in states[0].items():
         assert torch.equal(tensor, states[1][name]), name
 
 
 def test_exported_onnx_matches_pytorch(tmp_path):
-    model = build_supernet("mobilenet", None, 3, 10).eval()
+    model = build_family("mobilenet", None, image_spec()).eval()
     arch = model.space().sample(__import__("numpy").random.default_rng(0))
     module = model.extract(arch)
     recalibrate_batchnorm(module, torch.randn(32, 3, 32, 32))
-    diff = export_subnet(module, arch, (3, 32, 32), tmp_path / "m.onnx")
+    diff = export_subnet(module, arch, lambda g: model.example_input(1, g), tmp_path / "m.onnx")
     assert diff <= 1e-4
     assert json.loads((tmp_path / "m.json").read_text())["key"] == arch.key
 
@@ -185,20 +191,20 @@ def test_train_then_run_reuses_the_checkpoint(tmp_path):
 
 
 def test_progressive_shrinking_opens_one_dimension_at_a_time():
-    images, labels = torch.randn(32, 1, 16, 16), torch.randint(0, 3, (32,))
+    task = random_image_task(n=40)
     overrides = {"widths": (4, 4, 8, 8), "depths": (1, 2), "expands": (1, 2),
                  "kernels": (3, 5), "resolutions": (12, 16), "final_width": 8}  # fmt: skip
-    model = build_supernet("mobilenet", overrides, 1, 3)
-    settings = TrainSettings(epochs=4, batch_size=16, progressive=True, random_subnets=6)
-    trainer = SandwichTrainer(model, images, labels, settings)
+    model = build_family("mobilenet", overrides, task.spec)
+    chosen = settings(model, task, epochs=4, batch_size=8, progressive=True, random_subnets=6)
+    trainer = SandwichTrainer(model, task, chosen)
     history = trainer.fit()
     assert [h["phase"] for h in history] == ["full", "kernel", "depth", "expand"]
-    largest = model.largest_arch()
+    largest = model.teacher_arch()
     rng = __import__("numpy").random.default_rng(0)
     varied = {}
-    for phase in ("full", "kernel", "depth", "expand"):
+    for phase in model.phases():
         students = trainer._students(rng, phase)
-        varied[phase] = {
+        varied[phase.name] = {
             name.rsplit(".", 1)[-1]
             for arch in students
             for name in arch.names
@@ -220,7 +226,7 @@ def test_search_on_a_profile_keeps_to_a_memory_constraint(tmp_path):
     r = hwnas("profile", "--config", config, "--out", profile)
     assert r.returncode == 2 and "already exists" in r.stderr
 
-    model = build_supernet("mobilenet", yaml_overrides(config), 1, 10)
+    model = build_family("mobilenet", yaml_overrides(config), image_spec(1, 10))
     peaks = sorted(peak_activation_bytes(model.space().sample(rng), model.config, 32) / 1024
                    for rng in map(__import__("numpy").random.default_rng, range(40)))  # fmt: skip
     limit = peaks[len(peaks) // 2]  # about half the space is over it

@@ -7,21 +7,13 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from helpers import ODD_CONFIG
+from helpers import ODD_CONFIG, image_spec
 from hwnas.errors import HwnasError
-from hwnas.supernet import (
-    ElasticMobileNet,
-    MobileNetConfig,
-    SubNet,
-    build_supernet,
-    cost,
-    load_checkpoint,
-    optimizer_path,
-    resize,
-    save_checkpoint,
-)
-from hwnas.supernet.elastic import ElasticDepthwiseConv
-from hwnas.supernet.static import MBConv, SqueezeExcite
+from hwnas.families import build_family, load_checkpoint, optimizer_path, save_checkpoint
+from hwnas.families.mobilenet import ElasticMobileNet, MobileNetConfig, SubNet, resize
+from hwnas.families.mobilenet.cost import cost
+from hwnas.families.mobilenet.elastic import ElasticDepthwiseConv
+from hwnas.families.mobilenet.static import MBConv, SqueezeExcite
 
 torch.set_num_threads(1)
 
@@ -45,7 +37,7 @@ def trained_like(seed: int = 0, config: MobileNetConfig | None = None) -> Elasti
     rng = np.random.default_rng(seed)
     model.train()
     with torch.no_grad():
-        for arch in [model.largest_arch(), *(model.space().sample(rng) for _ in range(3))]:
+        for arch in [model.teacher_arch(), *(model.space().sample(rng) for _ in range(3))]:
             model.set_active(arch)
             model(resize(torch.randn(8, 3, 32, 32), int(arch["resolution"])))
         for name, p in model.named_parameters():
@@ -53,7 +45,7 @@ def trained_like(seed: int = 0, config: MobileNetConfig | None = None) -> Elasti
                 p.add_(0.2 * torch.randn_like(p))
             elif name.endswith("_bn.weight") or name.endswith("_bn.bias"):
                 p.add_(0.1 * torch.randn_like(p))
-    model.set_active(model.largest_arch())
+    model.set_active(model.teacher_arch())
     return model.eval()
 
 
@@ -76,7 +68,7 @@ def test_default_space_is_large_and_named_as_documented(model):
 
 
 def test_shallow_stage_ignores_choices_of_skipped_blocks(model):
-    base = model.largest_arch().to_dict()
+    base = model.teacher_arch().to_dict()
     a = model.space().make({**base, "s2.depth": 2, "s2.b2.kernel": 3, "s2.b3.expand": 3})
     b = model.space().make({**base, "s2.depth": 2, "s2.b2.kernel": 7, "s2.b3.expand": 4})
     assert a.key == b.key and a["s2.b2.kernel"] is None and a["s2.b3.expand"] is None
@@ -91,19 +83,19 @@ def test_shallow_stage_ignores_choices_of_skipped_blocks(model):
         model.set_active(c)
         yc = model(x)
     assert torch.equal(ya, yb) and not torch.allclose(ya, yc)
-    model.set_active(model.largest_arch())
+    model.set_active(model.teacher_arch())
 
 
 def test_set_active_rejects_foreign_or_invalid_archs(model):
     with pytest.raises(HwnasError, match="kernel"):
-        model.set_active({**model.largest_arch().to_dict(), "s0.b0.kernel": 4})
+        model.set_active({**model.teacher_arch().to_dict(), "s0.b0.kernel": 4})
     config = MobileNetConfig(
         widths=(8, 16), strides=(1, 2), se_stages=(False, True), hswish_stages=(False, True)
     )
-    foreign = ElasticMobileNet(config).largest_arch()
+    foreign = ElasticMobileNet(config).teacher_arch()
     with pytest.raises(HwnasError, match="does not belong"):
         model.set_active(foreign)
-    assert model.active == model.largest_arch()
+    assert model.active == model.teacher_arch()
 
 
 def test_kernel_transform_is_identity_at_init_and_applied_in_order():
@@ -125,7 +117,7 @@ def test_kernel_transform_is_identity_at_init_and_applied_in_order():
 
 def test_extracted_subnets_match_the_supernet(model):
     rng = np.random.default_rng(1)
-    archs = [model.largest_arch(), model.smallest_arch()]
+    archs = [model.teacher_arch(), model.smallest_arch()]
     archs += [model.space().sample(rng) for _ in range(20)]
     assert len({a.key for a in archs}) == len(archs)
     assert len({a["resolution"] for a in archs}) == len(model.config.resolutions)
@@ -143,7 +135,7 @@ def test_extracted_subnets_match_the_supernet(model):
             got = sub(x)
         worst = max(worst, (expected - got).abs().max().item())
         assert expected.abs().max() > 1e-2  # not a degenerate all-zero comparison
-    model.set_active(model.largest_arch())
+    model.set_active(model.teacher_arch())
     assert worst <= 1e-5
 
 
@@ -161,24 +153,24 @@ def test_train_forward_updates_only_active_bn_channels():
     assert int(bn.num_batches_tracked) == 1
 
 
-def test_sort_channels_keeps_function_and_orders_by_importance():
+def test_sort_by_importance_keeps_function_and_orders_by_importance():
     model = trained_like(seed=2)
     x = torch.randn(4, 3, 32, 32)
     blocks = [b for stage in model.stages for b in stage]
     assert not all(bool((b.importance().diff() <= 0).all()) for b in blocks)
     with torch.no_grad():
         before = model(x)
-    narrow = model.space().make({**model.largest_arch().to_dict(), "s3.b0.expand": 3})
+    narrow = model.space().make({**model.teacher_arch().to_dict(), "s3.b0.expand": 3})
     model.set_active(narrow)
     with torch.no_grad():
         narrow_before = model(x)
     weight = blocks[0].expand.weight
-    model.sort_channels()
+    model.sort_by_importance()
     assert blocks[0].expand.weight is weight  # in place: optimizer references stay valid
     for b in blocks:
         assert (b.importance().diff() <= 0).all()
     with torch.no_grad():
-        model.set_active(model.largest_arch())
+        model.set_active(model.teacher_arch())
         after = model(x)
         model.set_active(narrow)
         narrow_after = model(x)
@@ -203,7 +195,7 @@ def test_analytic_macs_and_params_match_torch_counters(config):
     torch.manual_seed(0)
     model = ElasticMobileNet(config).eval()
     rng = np.random.default_rng(3)
-    archs = [model.largest_arch(), model.smallest_arch()]
+    archs = [model.teacher_arch(), model.smallest_arch()]
     archs += [model.space().sample(rng) for _ in range(4)]
     for arch in archs:
         predicted = cost(arch, config)
@@ -306,8 +298,8 @@ def test_stale_optimizer_side_file_is_refused(tmp_path):
         load_checkpoint(path, model, opt)
 
 
-def test_build_supernet_applies_overrides_and_refuses_bad_ones():
-    net = build_supernet(
+def test_build_family_applies_overrides_and_refuses_bad_ones():
+    net = build_family(
         "mobilenet",
         {
             "widths": [8, 16],
@@ -315,18 +307,17 @@ def test_build_supernet_applies_overrides_and_refuses_bad_ones():
             "se_stages": [False, True],
             "hswish_stages": [False, True],
         },
-        in_channels=1,
-        num_classes=5,
+        image_spec(1, 5),
     )
     assert net.config.widths == (8, 16) and net.config.in_channels == 1
     assert net(torch.randn(2, 1, 32, 32)).shape == (2, 5)
     with pytest.raises(HwnasError, match="unknown super-network 'resnet'"):
-        build_supernet("resnet", None, 3, 10)
+        build_family("resnet", None, image_spec())
     with pytest.raises(HwnasError, match="no key 'widht'"):
-        build_supernet("mobilenet", {"widht": [8]}, 3, 10)
+        build_family("mobilenet", {"widht": [8]}, image_spec())
     with pytest.raises(HwnasError, match="set by the dataset"):
-        build_supernet("mobilenet", {"num_classes": 3}, 3, 10)
+        build_family("mobilenet", {"num_classes": 3}, image_spec())
     with pytest.raises(HwnasError, match="one entry per stage"):
-        build_supernet("mobilenet", {"widths": [8, 16]}, 3, 10)
+        build_family("mobilenet", {"widths": [8, 16]}, image_spec())
     with pytest.raises(HwnasError, match="odd"):
-        build_supernet("mobilenet", {"kernels": [3, 4]}, 3, 10)
+        build_family("mobilenet", {"kernels": [3, 4]}, image_spec())

@@ -7,6 +7,7 @@ problem; a YAML file overrides only what it names.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,13 +20,23 @@ from hwnas.pareto import Objective
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class DataConfig(_Strict):
-    name: Literal["digits", "cifar10", "image-folder"] = "digits"
+    """The data set and its loader's options; an option left unset takes the loader's default,
+    and one the data set does not take (``context`` for images) is refused when it loads."""
+
+    name: Literal["digits", "cifar10", "image-folder", "python"] = "digits"
     path: str | None = None
-    image_size: int = Field(32, ge=8, le=512)
+    image_size: int | None = Field(None, ge=8, le=512, description="images: side in pixels")
+    context: int | None = Field(None, ge=2, le=8192, description="text: bytes a model sees")
+    windows_per_epoch: int | None = Field(None, ge=1, le=10**7, description="text")
+    eval_windows: int | None = Field(None, ge=1, le=10**6, description="text")
+
+    def options(self) -> dict[str, Any]:
+        """What is passed to the loader: the options that are set."""
+        return self.model_dump(exclude={"name", "path"}, exclude_none=True)
 
 
 class SupernetConfig(_Strict):
@@ -34,15 +45,22 @@ class SupernetConfig(_Strict):
 
 
 class TrainConfig(_Strict):
-    epochs: int = Field(12, ge=0)
-    batch_size: int = Field(64, ge=1)
-    learning_rate: float = Field(0.05, gt=0)
-    weight_decay: float = Field(3e-5, ge=0)
-    random_subnets: int = Field(2, ge=0)
+    """Training settings. Those left unset (None) take the family's defaults (optimizer,
+    learning rate, weight decay, warm-up, gradient clipping) or the task's (label smoothing);
+    ``hwnas.train.resolve_settings`` fills them in."""
+
+    epochs: int = Field(12, ge=0, le=100_000)
+    batch_size: int = Field(64, ge=1, le=65_536)
+    optimizer: Literal["sgd", "adamw"] | None = None
+    learning_rate: float | None = Field(None, gt=0, le=10)
+    weight_decay: float | None = Field(None, ge=0, le=10)
+    warmup: float | None = Field(None, ge=0, lt=1, description="share of steps warming up")
+    grad_clip: float | None = Field(None, gt=0, description="largest gradient norm")
+    random_subnets: int = Field(2, ge=0, le=64)
     temperature: float = Field(1.0, gt=0)
-    label_smoothing: float = Field(0.1, ge=0, lt=1)
+    label_smoothing: float | None = Field(None, ge=0, lt=1)
     progressive: bool = False
-    threads: int = Field(1, ge=1, description="torch threads; 1 is fastest on a shared 2-core CPU")
+    threads: int = Field(1, ge=1, le=1024, description="torch threads; 1 is fastest on 2 cores")
 
     @model_validator(mode="after")
     def _progressive_needs_every_phase(self) -> TrainConfig:
@@ -73,33 +91,50 @@ class LatencyConfig(LatencySettings):
 
 
 class SearchConfig(_Strict):
+    """What to search for and how. ``objectives`` left unset are the task's quality metric
+    (``accuracy:max`` for images, ``bits_per_byte:min`` for text) and ``latency_ms:min``."""
+
     searcher: str = "linas"
     options: dict[str, Any] = Field(default_factory=dict, description="searcher arguments")
-    budget: int = Field(80, ge=1)
-    objectives: list[str] = Field(default_factory=lambda: ["accuracy:max", "latency_ms:min"])
+    budget: int = Field(80, ge=1, le=10**7)
+    objectives: list[str] | None = None
     constraints: list[str] = Field(default_factory=list)
-    calibration_images: int = Field(256, ge=8)
+    calibration_images: int = Field(256, ge=8, le=10**6)
 
-    def parsed_objectives(self) -> list[Objective]:
-        """Objectives, each constraint on an objective folded in as that objective's limit."""
-        objectives = {o.name: o for o in (Objective.parse(s) for s in self.objectives)}
-        if not objectives:
+    @model_validator(mode="after")
+    def _specs_parse(self) -> SearchConfig:
+        checks = (("objectives", self.objectives or (), Objective.parse),
+                  ("constraints", self.constraints, parse_constraint))  # fmt: skip
+        for key, specs, parse in checks:
+            for spec in specs:
+                try:
+                    parse(spec)
+                except HwnasError as exc:
+                    raise HwnasError(f"search.{key}: {exc}") from None
+        if self.objectives == []:
             raise HwnasError("search.objectives: at least one objective is needed")
+        return self
+
+    def parsed_objectives(self, default: Sequence[str]) -> list[Objective]:
+        """Objectives (``default`` when unset), each constraint on an objective folded in as
+        that objective's limit."""
+        specs = default if self.objectives is None else self.objectives
+        objectives = {o.name: o for o in (Objective.parse(s) for s in specs)}
         for name, op, limit in map(parse_constraint, self.constraints):
             if name in objectives:
                 direction = objectives[name].direction
                 if (op == "<=") != (direction == "min"):
                     expected = "<=" if direction == "min" else ">="
                     raise HwnasError(
-                        f"constraint '{name} {op} {limit:g}': {name} is {direction}imised, "
-                        f"its limit takes {expected}"
+                        f"search.constraints: '{name} {op} {limit:g}': {name} is "
+                        f"{direction}imised, its limit takes {expected}"
                     )
                 objectives[name] = Objective(name, direction, limit)
         return list(objectives.values())
 
-    def parsed_constraints(self) -> list[Objective]:
+    def parsed_constraints(self, default: Sequence[str]) -> list[Objective]:
         """Constraints on metrics that are not objectives: limits only, never optimised."""
-        names = {o.name for o in self.parsed_objectives()}
+        names = {o.name for o in self.parsed_objectives(default)}
         return [
             Objective(name, "min" if op == "<=" else "max", limit)
             for name, op, limit in map(parse_constraint, self.constraints)
@@ -123,7 +158,7 @@ def parse_constraint(spec: str) -> tuple[str, str, float]:
 
 
 class RunConfig(_Strict):
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=2**32 - 1)
     data: DataConfig = Field(default_factory=DataConfig)
     supernet: SupernetConfig = Field(default_factory=SupernetConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
@@ -153,9 +188,7 @@ def load_config(path: str | Path | None) -> RunConfig:
 def validated(raw: dict[str, Any]) -> RunConfig:
     """A config from plain data, every error one line naming the key."""
     try:
-        config = RunConfig.model_validate(raw)
-        config.search.parsed_constraints()
-        return config
+        return RunConfig.model_validate(raw)
     except ValidationError as exc:
         raise HwnasError(first_invalid(exc)) from None
 

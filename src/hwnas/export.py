@@ -1,8 +1,9 @@
-"""Export chosen sub-networks: ONNX model plus arch JSON, verified against PyTorch."""
+"""Export chosen sub-networks: ONNX model plus a JSON description, verified against PyTorch."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -18,23 +19,27 @@ TOLERANCE = 1e-4
 def export_subnet(
     module: torch.nn.Module,
     arch: Arch,
-    input_shape: tuple[int, ...],
+    example: Callable[[torch.Generator], torch.Tensor],
     path: Path,
     metrics: dict[str, float] | None = None,
     checks: int = 8,
     seed: int = 0,
 ) -> float:
     """Write ``path`` (.onnx) and ``path.with_suffix('.json')``; return the max abs difference
-    between ONNX Runtime and PyTorch on ``checks`` random inputs (refused above 1e-4)."""
+    between ONNX Runtime and PyTorch on ``checks`` random inputs (refused above 1e-4).
+
+    ``example(generator)`` draws one valid input, batch included (``Family.example_input``),
+    so images and token ids are exported alike.
+    """
     module = module.eval()
-    example = torch.randn(1, *input_shape, generator=torch.Generator().manual_seed(seed))
-    model = to_onnx(module, example)
+    first = example(torch.Generator().manual_seed(seed))
+    model = to_onnx(module, first)
     session = onnx_session(model, threads=1)
     generator = torch.Generator().manual_seed(seed + 1)
     worst = 0.0
     with torch.no_grad():
         for _ in range(checks):
-            x = torch.randn(1, *input_shape, generator=generator)
+            x = example(generator)
             expected = module(x).numpy()
             got = session.run(None, {"input": x.numpy()})[0]
             worst = max(worst, float(np.max(np.abs(expected - got))))
@@ -43,6 +48,7 @@ def export_subnet(
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, model)
     description = {"arch": arch.to_dict(), "key": arch.key, "metrics": metrics or {},
-                   "onnx_max_abs_diff": worst, "input_shape": [1, *input_shape]}  # fmt: skip
+                   "onnx_max_abs_diff": worst, "input_shape": list(first.shape),
+                   "input_dtype": str(first.dtype).removeprefix("torch.")}  # fmt: skip
     write_atomic(path.with_suffix(".json"), json.dumps(description, indent=2))
     return worst

@@ -15,10 +15,10 @@ import torch
 
 from hwnas.config import RunConfig
 from hwnas.errors import HwnasError
+from hwnas.families import family_from_config, family_type
 from hwnas.files import make_out, write_atomic
 from hwnas.hardware.profile import build_profile, check_fits, check_profile, load_profile
 from hwnas.progress import Progress, SilentProgress
-from hwnas.supernet import SUPERNETS
 
 
 def profile_job(
@@ -38,9 +38,9 @@ def profile_job(
     if config.latency.source != "measured":
         raise HwnasError("latency.source: a profile is built from measurements (use measured)")
     started = time.perf_counter()
-    data, model = prepare(config)
+    _, model = prepare(config)
     profile = build_profile(
-        config.supernet.name, model, data.input_shape, config.latency.settings(),
+        config.supernet.name, model, config.latency.settings(),
         samples=samples, rounds=rounds, seed=config.seed, progress=progress or SilentProgress(),
     )  # fmt: skip
     profile.save(out)
@@ -74,14 +74,15 @@ def check_job(
     if (out / "check.json").exists():
         raise HwnasError(f"--out {out}: already holds a check.json; pick another folder")
     profile = load_profile(profile_path)
-    entry = SUPERNETS.get(profile.supernet)
-    if entry is None:
-        raise HwnasError(f"profile {profile_path}: unknown super-network {profile.supernet!r}")
     try:
-        model = entry.model(entry.config.from_dict(profile.config))
+        family_type(profile.supernet)
+    except HwnasError as exc:
+        raise HwnasError(f"profile {profile_path}: {exc}") from None
+    try:
+        model = family_from_config(profile.supernet, profile.config)
     except HwnasError as exc:
         raise HwnasError(f"profile {profile_path}: supernet.config: {exc}") from None
-    check_fits(profile, profile_path, profile.supernet, model, profile.input_shape)
+    check_fits(profile, profile_path, profile.supernet, model)
     make_out(out)
     torch.manual_seed(0)
     checked = check_profile(profile, model, samples, progress, rounds)

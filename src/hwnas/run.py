@@ -1,8 +1,9 @@
-"""The main job: train the super-network, search its sub-networks, export the chosen ones.
+"""The main job as a short pipeline: plan, prepare, train, search, export, report.
 
 Scriptable as ``run_job(RunConfig(), Path("runs/x"))``; ``hwnas run`` is a thin face over it.
-Everything a user can get wrong (config, data paths, an existing output folder) is checked
-before anything is written.
+Everything a user can get wrong (config, data paths, an existing output folder, objectives
+naming no metric, a family that cannot serve the task) is checked before anything is
+written, and before the minutes of training start.
 """
 
 from __future__ import annotations
@@ -11,44 +12,79 @@ import csv
 import functools
 import json
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from hwnas.config import RunConfig
 from hwnas.errors import HwnasError
-from hwnas.evaluate.accuracy import AccuracyEvaluator
+from hwnas.evaluate.base import Evaluator
 from hwnas.evaluate.combined import Combined
-from hwnas.evaluate.cost import CostEvaluator
-from hwnas.evaluate.latency import MeasuredLatency, ProfiledLatency, latency_evaluator
-from hwnas.evaluate.memory import MemoryEvaluator
+from hwnas.evaluate.context import EvaluationContext, EvaluationPlan
+from hwnas.evaluate.latency import ProfiledLatency
+from hwnas.evaluate.quality import recalibrate_batchnorm
+from hwnas.evaluate.registry import EVALUATORS, metric_names
 from hwnas.export import export_subnet
+from hwnas.families import build_family, family_type
+from hwnas.families.base import Family
 from hwnas.files import make_out, write_atomic
 from hwnas.pareto import Objective, feasible_mask, knee_index, objective_matrix, pareto_mask
 from hwnas.progress import Progress, SilentProgress
 from hwnas.report.html import write_report
 from hwnas.search import SEARCHERS, make_searcher
+from hwnas.search.base import Searcher
+from hwnas.space import Arch, Space
 from hwnas.store import Evaluation, Store
 from hwnas.study import Study
-from hwnas.supernet import build_supernet, cost
-from hwnas.supernet.memory import parameter_bytes, peak_activation_bytes
-from hwnas.supernet.train import SandwichTrainer, TrainSettings
+from hwnas.tasks import load_task, task_type
+from hwnas.tasks.base import Task
+from hwnas.train.sandwich import SandwichTrainer, resolve_settings
 
 RUN_ID = "main"
 CHECKPOINT = "supernet.safetensors"
 
 
-def metric_names(config: RunConfig) -> tuple[str, ...]:
-    """Every metric a run with ``config`` records: what objectives and constraints may name."""
-    latency = MeasuredLatency if config.latency.source == "measured" else ProfiledLatency
-    return (
-        AccuracyEvaluator.metrics
-        + CostEvaluator.metrics
-        + MemoryEvaluator.metrics
-        + latency.metrics
-    )
+@dataclass(frozen=True)
+class Plan:
+    """A run as checked from its config alone: what it optimises, limits and records."""
+
+    config: RunConfig
+    task: type[Task]
+    objectives: list[Objective]
+    constraints: list[Objective]
+    metrics: tuple[str, ...]
+
+
+def plan_run(config: RunConfig) -> Plan:
+    """Check what the config alone can tell (no data read, nothing built)."""
+    task = task_type(config.data.name)
+    family_type(config.supernet.name)
+    default = [task.default_objective, "latency_ms:min"]
+    objectives = config.search.parsed_objectives(default)
+    constraints = config.search.parsed_constraints(default)
+    if config.search.searcher not in SEARCHERS:
+        known = ", ".join(SEARCHERS)
+        raise HwnasError(f"search.searcher: unknown {config.search.searcher!r}; choose {known}")
+    known = metric_names(EvaluationPlan(task, config.latency.source))
+    for what, items in (("objectives", objectives), ("constraints", constraints)):
+        unknown = [o.name for o in items if o.name not in known]
+        if unknown:
+            raise HwnasError(
+                f"search.{what}: no metric {unknown[0]!r}; recorded are {', '.join(known)}"
+            )
+    return Plan(config, task, objectives, constraints, known)
+
+
+def prepare(config: RunConfig) -> tuple[Task, Family]:
+    """``config``'s task (its data loaded) and its untrained super-network (nothing written)."""
+    torch.manual_seed(config.seed)
+    data = config.data
+    task = load_task(data.name, data.path, config.seed, **data.options())
+    model = build_family(config.supernet.name, config.supernet.overrides, task.spec)
+    return task, model
 
 
 def _check_out(out: Path, resume: bool, marker: str) -> None:
@@ -62,6 +98,43 @@ def _check_out(out: Path, resume: bool, marker: str) -> None:
         raise HwnasError(f"--resume: {out} holds no run to resume")
 
 
+# -- train -------------------------------------------------------------------------------
+def _trainer(config: RunConfig, task: Task, model: Family) -> SandwichTrainer:
+    settings = resolve_settings(config.train, type(model), type(task))
+    identity = {**config.data.model_dump(mode="json"), **task.identity()}
+    return SandwichTrainer(model, task, settings, seed=config.seed, identity=identity)
+
+
+def _train(trainer: SandwichTrainer, out: Path, progress: Progress) -> list:
+    """Sandwich training with a checkpoint after every epoch.
+
+    An existing checkpoint in ``out`` is continued (or reused, when complete): that is how
+    ``--resume`` and ``hwnas train`` followed by ``hwnas run`` avoid training twice. One made
+    with other settings is refused.
+    """
+    checkpoint = out / CHECKPOINT
+    if checkpoint.exists():
+        trainer.restore(checkpoint)
+    history = trainer.fit(progress, checkpoint)
+    trainer.model.eval()
+    return history
+
+
+def train_job(
+    config: RunConfig, out: Path, resume: bool = False, progress: Progress | None = None
+) -> dict:
+    """``hwnas train``: only the super-network, written to ``out/supernet.safetensors``."""
+    _check_out(out, resume, CHECKPOINT)
+    started = time.perf_counter()
+    task, model = prepare(config)
+    trainer = _trainer(config, task, model)
+    make_out(out)
+    history = _train(trainer, out, progress or SilentProgress())
+    return {"checkpoint": str(out / CHECKPOINT), "training": history,
+            "seconds": time.perf_counter() - started}  # fmt: skip
+
+
+# -- search ------------------------------------------------------------------------------
 def front_of(
     evaluations: list[Evaluation], objectives: list[Objective], constraints: list[Objective] = ()
 ) -> list[Evaluation]:
@@ -75,118 +148,31 @@ def front_of(
     return [e for e, on in zip(feasible, mask, strict=True) if on]
 
 
-def prepare(config: RunConfig) -> tuple:
-    """``config``'s data and its untrained super-network (nothing written)."""
-    from hwnas.data import load_dataset
-
-    torch.manual_seed(config.seed)
-    data = load_dataset(
-        config.data.name, config.data.path, seed=config.seed, image_size=config.data.image_size
+def _evaluators(config: RunConfig, task: Task, model: Family) -> dict[str, Evaluator]:
+    """Every registered evaluator for this run. Accuracy and latency look at the same arch
+    back to back, so the extracted sub-network is cached for one arch."""
+    context = EvaluationContext(
+        task=task,
+        model=model,
+        family=config.supernet.name,
+        build=functools.lru_cache(maxsize=1)(model.extract),
+        calibration=task.calibration_inputs(config.search.calibration_images, config.seed),
+        latency_source=config.latency.source,
+        latency=config.latency.settings(),
     )
-    model = build_supernet(
-        config.supernet.name, config.supernet.overrides, data.in_channels, data.num_classes
-    )
-    return data, model
+    return {name: entry.create(context) for name, entry in EVALUATORS.items()}
 
 
-def _train(config: RunConfig, data, model, out: Path, progress: Progress) -> list:
-    """Sandwich training with a checkpoint after every epoch.
-
-    An existing checkpoint in ``out`` is continued (or reused, when complete): that is how
-    ``--resume`` and ``hwnas train`` followed by ``hwnas run`` avoid training twice. One made
-    with other settings is refused.
-    """
-    train_x, train_y = data.train.tensors
-    trainer = SandwichTrainer(
-        model, train_x, train_y, TrainSettings(**config.train.model_dump()), seed=config.seed,
-        augment=data.augment, data=config.data.model_dump(mode="json"),
-    )  # fmt: skip
-    checkpoint = out / CHECKPOINT
-    if checkpoint.exists():
-        trainer.restore(checkpoint)
-    history = trainer.fit(progress, checkpoint)
-    model.eval()
-    return history
-
-
-def train_job(
-    config: RunConfig, out: Path, resume: bool = False, progress: Progress | None = None
-) -> dict:
-    """``hwnas train``: only the super-network, written to ``out/supernet.safetensors``."""
-    _check_out(out, resume, CHECKPOINT)
-    started = time.perf_counter()
-    data, model = prepare(config)
-    make_out(out)
-    history = _train(config, data, model, out, progress or SilentProgress())
-    return {"checkpoint": str(out / CHECKPOINT), "training": history,
-            "seconds": time.perf_counter() - started}  # fmt: skip
-
-
-def run_job(
-    config: RunConfig, out: Path, resume: bool = False, progress: Progress | None = None
-) -> dict:
-    progress = progress or SilentProgress()
-    objectives = config.search.parsed_objectives()
-    constraints = config.search.parsed_constraints()
-    if config.search.searcher not in SEARCHERS:
-        known = ", ".join(SEARCHERS)
-        raise HwnasError(f"search.searcher: unknown {config.search.searcher!r}; choose {known}")
-    known = metric_names(config)
-    for what, items in (("objectives", objectives), ("constraints", constraints)):
-        unknown = [o.name for o in items if o.name not in known]
-        if unknown:
-            raise HwnasError(
-                f"search.{what}: no metric {unknown[0]!r}; recorded are {', '.join(known)}"
-            )
-    _check_out(out, resume, "run.sqlite")
-    from hwnas.data import calibration_subset
-
-    timings: dict[str, float] = {}
-    started = time.perf_counter()
-    data, model = prepare(config)
-    space = model.space()
-    input_shape = data.input_shape
-    # accuracy and latency evaluate the same arch back to back: extract it once for both
-    build = functools.lru_cache(maxsize=1)(model.extract)
-    latency = latency_evaluator(
-        config.latency.source, config.latency.settings(), config.supernet.name, model, build,
-        input_shape,
-    )  # fmt: skip
-    try:
-        searcher = make_searcher(
-            config.search.searcher, space, objectives, config.seed, config.search.options,
-            constraints=constraints,
-        )  # fmt: skip
-    except HwnasError as exc:
-        raise HwnasError(f"search.options: {exc}") from None
-    make_out(out)
-    timings["data"] = time.perf_counter() - started
-
-    started = time.perf_counter()
-    history = _train(config, data, model, out, progress)
-    timings["train"] = time.perf_counter() - started
-
-    # -- search -----------------------------------------------------------------------
-    started = time.perf_counter()
-    val_x, val_y = data.val.tensors
-    calibration = calibration_subset(data, config.search.calibration_images, config.seed)
-    size = input_shape[-1]
-    evaluator = Combined(
-        [
-            AccuracyEvaluator(build, calibration, val_x, val_y),
-            CostEvaluator(lambda a: cost(a, model.config)),
-            MemoryEvaluator(
-                lambda a: peak_activation_bytes(a, model.config, size),
-                lambda a: parameter_bytes(a, model.config)["int8"],
-            ),
-            latency,
-        ]
-    )
+def _search(
+    plan: Plan, space: Space, evaluator: Evaluator, searcher: Searcher, latency: Evaluator,
+    out: Path, progress: Progress,
+) -> tuple[Study, list[Evaluation]]:  # fmt: skip
+    config = plan.config
     with Store(out / "run.sqlite") as store:
         study = Study(
             space=space,
             evaluator=evaluator,
-            objectives=objectives,
+            objectives=plan.objectives,
             searcher=searcher,
             store=store,
             run_id=RUN_ID,
@@ -194,72 +180,127 @@ def run_job(
             config={**config.model_dump(mode="json"), "latency_from": latency.identity()},
             progress=progress,
         )
-        evaluations = study.optimize()
-    timings["search"] = time.perf_counter() - started
+        return study, study.optimize()
 
-    # -- export -----------------------------------------------------------------------
-    started = time.perf_counter()
-    front = front_of(evaluations, objectives, constraints)
-    if not front:
-        raise HwnasError("no evaluated sub-network meets the constraints; relax search.constraints")
-    F = objective_matrix([e.metrics for e in front], objectives)
-    knee = front[knee_index(F)]
-    chosen = {"knee": knee}
-    for o in objectives:
-        best = int(np.argmin(F[:, objectives.index(o)]))
-        label = {"accuracy": "most_accurate", "latency_ms": "fastest"}.get(o.name, f"best_{o.name}")
-        chosen[label] = front[best]
+
+# -- export ------------------------------------------------------------------------------
+def _chosen(plan: Plan, front: list[Evaluation]) -> dict[str, Evaluation]:
+    """The knee and the best sub-network of each objective, by label."""
+    F = objective_matrix([e.metrics for e in front], plan.objectives)
+    quality = plan.task.default_objective.partition(":")[0]
+    chosen = {"knee": front[knee_index(F)]}
+    for i, o in enumerate(plan.objectives):
+        label = {quality: "most_accurate", "latency_ms": "fastest"}.get(o.name, f"best_{o.name}")
+        chosen[label] = front[int(np.argmin(F[:, i]))]
+    return chosen
+
+
+def _export(
+    chosen: dict[str, Evaluation], task: Task, model: Family, calibration: torch.Tensor,
+    latency: Evaluator, out: Path,
+) -> dict[str, dict[str, Any]]:  # fmt: skip
+    """ONNX files checked against PyTorch, each with its quality on the test split (never
+    seen by the search, which chose on the validation split)."""
+    space = model.space()
     exported = {}
     for label, e in chosen.items():
         arch = space.make(e.arch)
-        diff = export_subnet(
-            _calibrated(model, arch, calibration), arch, input_shape,
-            out / "models" / f"{label}.onnx", e.metrics,
-        )  # fmt: skip
-        exported[label] = {"key": e.arch_key, "onnx": f"models/{label}.onnx", "max_abs_diff": diff}
+        module = _calibrated(model, arch, calibration)
+        diff = export_subnet(module, arch, lambda g: model.example_input(1, g),
+                             out / "models" / f"{label}.onnx", e.metrics)  # fmt: skip
+        exported[label] = {"key": e.arch_key, "onnx": f"models/{label}.onnx",
+                           "max_abs_diff": diff, "test": task.quality(module, "test")}  # fmt: skip
     if isinstance(latency, ProfiledLatency):
         archs = [space.make(e.arch) for e in chosen.values()]
         estimates = [e.metrics["latency_ms"] for e in chosen.values()]
-        for label, here in zip(
-            chosen, latency.measure_here(archs, estimates, input_shape), strict=True
-        ):
+        for label, here in zip(chosen, latency.measure_here(archs, estimates), strict=True):
             exported[label].update(here)
+    return exported
+
+
+def _calibrated(model: Family, arch: Arch, calibration: torch.Tensor) -> torch.nn.Module:
+    module = model.extract(arch)
+    recalibrate_batchnorm(module, calibration)
+    return module
+
+
+# -- the whole job -----------------------------------------------------------------------
+def run_job(
+    config: RunConfig, out: Path, resume: bool = False, progress: Progress | None = None
+) -> dict:
+    progress = progress or SilentProgress()
+    plan = plan_run(config)
+    _check_out(out, resume, "run.sqlite")
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    task, model = prepare(config)
+    trainer = _trainer(config, task, model)
+    evaluators = _evaluators(config, task, model)
+    latency = evaluators["latency"]
+    try:
+        searcher = make_searcher(
+            config.search.searcher, model.space(), plan.objectives, config.seed,
+            config.search.options, constraints=plan.constraints,
+        )  # fmt: skip
+    except HwnasError as exc:
+        raise HwnasError(f"search.options: {exc}") from None
+    make_out(out)
+    timings["data"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    history = _train(trainer, out, progress)
+    timings["train"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    combined = Combined(list(evaluators.values()))
+    study, evaluations = _search(plan, model.space(), combined, searcher, latency, out, progress)
+    timings["search"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    front = front_of(evaluations, plan.objectives, plan.constraints)
+    if not front:
+        raise HwnasError("no evaluated sub-network meets the constraints; relax search.constraints")
+    chosen = _chosen(plan, front)
+    calibration = evaluators["quality"].calibration
+    exported = _export(chosen, task, model, calibration, latency, out)
     timings["export"] = time.perf_counter() - started
 
     summary = {
+        "task": task.identity(),
+        "supernet": {"name": config.supernet.name, "config": model.config.to_dict()},
         "front": [{"key": e.arch_key, "arch": e.arch, "metrics": e.metrics} for e in front],
-        "knee": knee.arch_key,
+        "knee": chosen["knee"].arch_key,
         "exported": exported,
         "evaluations": len(evaluations),
         "settings": config.model_dump(mode="json"),
-        "objectives": [asdict(o) for o in objectives],
-        "constraints": [asdict(c) for c in constraints],
+        "training_settings": trainer.settings.model_dump(mode="json"),
+        "objectives": [asdict(o) for o in plan.objectives],
+        "constraints": [asdict(c) for c in plan.constraints],
         "latency": latency.provenance(),
         "training": history,
         "searcher_seconds_per_candidate": study.seconds_per_candidate,
         "time_seconds": {**timings, "total": sum(timings.values())},
     }
+    _write_results(out, config, summary, evaluations, front, plan)
+    return summary
+
+
+def _write_results(
+    out: Path, config: RunConfig, summary: dict, evaluations: list[Evaluation],
+    front: list[Evaluation], plan: Plan,
+) -> None:  # fmt: skip
     write_atomic(out / "summary.json", json.dumps(summary, indent=2))
     _write_front_csv(out / "front.csv", front)
     write_report(
         out / "report.html",
-        f"hwnas run: {config.data.name}, {config.search.searcher}",
+        f"hwnas run: {config.data.name}, {config.supernet.name}, {config.search.searcher}",
         [{"key": e.arch_key, "metrics": e.metrics} for e in evaluations],
         [{"key": e.arch_key, "metrics": e.metrics} for e in front],
-        knee.arch_key,
-        objectives,
+        summary["knee"],
+        plan.objectives,
         {"config": json.dumps(config.model_dump(mode="json")), **summary["time_seconds"]},
-        constraints,
+        plan.constraints,
     )
-    return summary
-
-
-def _calibrated(model, arch, calibration: torch.Tensor) -> torch.nn.Module:
-    from hwnas.evaluate.accuracy import recalibrate_batchnorm
-
-    module = model.extract(arch)
-    recalibrate_batchnorm(module, calibration)
-    return module
 
 
 def _write_front_csv(path: Path, front: list[Evaluation]) -> None:

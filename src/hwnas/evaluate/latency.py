@@ -15,12 +15,13 @@ from typing import Any
 
 import torch
 
+from hwnas.evaluate.context import EvaluationContext, EvaluationPlan
+from hwnas.families.base import Family
 from hwnas.hardware.measure import comparable, environment, measure
 from hwnas.hardware.profile import Profile, check_fits, load_profile, measure_archs, same_device
 from hwnas.hardware.settings import LatencySettings
 from hwnas.progress import SilentProgress
 from hwnas.space import Arch
-from hwnas.supernet.mobilenet import ElasticMobileNet
 
 
 class MeasuredLatency:
@@ -31,12 +32,13 @@ class MeasuredLatency:
     def __init__(
         self,
         build: Callable[[Arch], torch.nn.Module],
-        input_shape: tuple[int, ...],
+        example: torch.Tensor,
         settings: LatencySettings | None = None,
     ) -> None:
+        """``example`` is the input timed, batch included (``Family.example_input``)."""
         self.build = build
         self.settings = settings or LatencySettings()
-        self.example = torch.randn(self.settings.batch_size, *input_shape)
+        self.example = example
 
     def evaluate(self, arch: Arch) -> dict[str, float]:
         timing = measure(self.build(arch), self.example, self.settings)
@@ -59,7 +61,7 @@ class ProfiledLatency:
 
     metrics = ("latency_ms", "latency_table_ms")
 
-    def __init__(self, profile: Profile, model: ElasticMobileNet, source: str = "profile") -> None:
+    def __init__(self, profile: Profile, model: Family, source: str = "profile") -> None:
         self.profile = profile
         self.model = model
         self.source = source
@@ -78,14 +80,14 @@ class ProfiledLatency:
         return {"profile": p.fingerprint, "created": p.created, "device": p.device}
 
     def measure_here(
-        self, archs: Sequence[Arch], estimates: Sequence[float], input_shape: tuple[int, ...]
+        self, archs: Sequence[Arch], estimates: Sequence[float]
     ) -> list[dict[str, Any]]:
         """``archs`` timed on this machine with the profile's settings (interleaved rounds,
         as the profile was made) next to their ``estimates``: on the profiled device the two
         must agree; on another machine, the gap is the devices'."""
         settings = self.profile.settings
-        measured = measure_archs(self.model, archs, input_shape, settings, SilentProgress(),
-                                 "exported", rounds=5)  # fmt: skip
+        measured = measure_archs(self.model, archs, settings, SilentProgress(), "exported",
+                                 rounds=5)  # fmt: skip
         here = same_device(self.profile.device, environment(settings))
         return [
             {
@@ -98,18 +100,22 @@ class ProfiledLatency:
         ]
 
 
-def latency_evaluator(
-    source: str,
-    settings: LatencySettings,
-    supernet: str,
-    model: ElasticMobileNet,
-    build: Callable[[Arch], torch.nn.Module],
-    input_shape: tuple[int, ...],
-) -> MeasuredLatency | ProfiledLatency:
-    """``measured``, or ``profile:FILE`` checked to be made for this very space and input."""
-    if source == "measured":
-        return MeasuredLatency(build, input_shape, settings)
-    path = Path(source.removeprefix("profile:"))
-    profile = load_profile(path)
-    check_fits(profile, path, supernet, model, input_shape)
-    return ProfiledLatency(profile, model, source)
+class Latency:
+    """The registry's latency entry: measured here, or estimated from a device profile."""
+
+    @staticmethod
+    def metric_names(plan: EvaluationPlan) -> tuple[str, ...]:
+        measured = plan.latency_source == "measured"
+        return (MeasuredLatency if measured else ProfiledLatency).metrics
+
+    @staticmethod
+    def create(context: EvaluationContext) -> MeasuredLatency | ProfiledLatency:
+        """``measured``, or ``profile:FILE`` checked to be made for this very network."""
+        model, settings = context.model, context.latency
+        if context.latency_source == "measured":
+            return MeasuredLatency(context.build, model.example_input(settings.batch_size),
+                                   settings)  # fmt: skip
+        path = Path(context.latency_source.removeprefix("profile:"))
+        profile = load_profile(path)
+        check_fits(profile, path, context.family, model)
+        return ProfiledLatency(profile, model, context.latency_source)

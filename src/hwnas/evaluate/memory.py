@@ -2,25 +2,31 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
+from hwnas.evaluate.context import EvaluationContext, EvaluationPlan
+from hwnas.families.base import Family
+from hwnas.families.memory import peak_live
 from hwnas.space import Arch
 
 
 class MemoryEvaluator:
-    """Analytic, like ``CostEvaluator``: ``peak_bytes`` and ``int8_bytes`` are per-arch
-    functions of the model family (see ``hwnas.supernet.memory``)."""
+    """Analytic, like ``CostEvaluator``: the peak of live tensors over the family's op
+    schedule (fp32, batch 1) and its int8 weight bytes."""
 
     metrics = ("peak_memory_kb", "size_int8_bytes")
 
-    def __init__(
-        self, peak_bytes: Callable[[Arch], int], int8_bytes: Callable[[Arch], int]
-    ) -> None:
-        self.peak_bytes = peak_bytes
-        self.int8_bytes = int8_bytes
+    def __init__(self, family: Family) -> None:
+        self.family = family
+
+    @classmethod
+    def metric_names(cls, plan: EvaluationPlan) -> tuple[str, ...]:
+        return cls.metrics
+
+    @classmethod
+    def create(cls, context: EvaluationContext) -> MemoryEvaluator:
+        return cls(context.model)
 
     def evaluate(self, arch: Arch) -> dict[str, float]:
         return {
-            "peak_memory_kb": self.peak_bytes(arch) / 1024,
-            "size_int8_bytes": float(self.int8_bytes(arch)),
+            "peak_memory_kb": peak_live(self.family.op_schedule(arch)).bytes / 1024,
+            "size_int8_bytes": float(self.family.weight_bytes(arch)["int8"]),
         }

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import torch
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -36,6 +35,7 @@ from pydantic import (
 from sklearn.model_selection import KFold
 
 from hwnas.errors import HwnasError, first_invalid
+from hwnas.families.base import Family
 from hwnas.files import write_atomic
 from hwnas.hardware.measure import comparable, environment, prepare, time_rounds
 from hwnas.hardware.predictor import LatencyPredictor
@@ -44,8 +44,6 @@ from hwnas.hardware.table import LatencyTable, build_table
 from hwnas.predictors import quality
 from hwnas.progress import Progress, SilentProgress
 from hwnas.space import Arch
-from hwnas.supernet import layers
-from hwnas.supernet.mobilenet import ElasticMobileNet
 
 FORMAT = "hwnas-latency-profile"
 VERSION = 1
@@ -77,15 +75,8 @@ class _Strict(BaseModel):
 class _Supernet(_Strict):
     name: str
     config: dict[str, Any]
-    input_shape: list[PositiveInt] = Field(min_length=3, max_length=3)
+    input_shape: list[PositiveInt] = Field(min_length=1, max_length=8)
     fingerprint: str
-
-    @field_validator("input_shape")
-    @classmethod
-    def _square(cls, shape: list[int]) -> list[int]:
-        if shape[1] != shape[2]:
-            raise ValueError("inputs must be square (channels, size, size)")
-        return shape
 
 
 class _Table(_Strict):
@@ -141,7 +132,7 @@ class _ProfileFile(_Strict):
 class Profile:
     supernet: str
     config: dict[str, Any]
-    input_shape: tuple[int, int, int]
+    input_shape: tuple[int, ...]
     settings: LatencySettings
     device: dict[str, Any]
     table: LatencyTable
@@ -154,10 +145,9 @@ class Profile:
     def fingerprint(self) -> str:
         return space_fingerprint(self.supernet, self.config, self.input_shape)
 
-    def estimate(self, model: ElasticMobileNet, archs: Sequence[Arch]) -> tuple[np.ndarray, ...]:
+    def estimate(self, model: Family, archs: Sequence[Arch]) -> tuple[np.ndarray, ...]:
         """(table sum, predicted) latency in ms for each arch, for the network ``model``."""
-        size = self.input_shape[-1]
-        table_ms = np.array([self.table.predict(layers.schedule(model, a, size)) for a in archs])
+        table_ms = np.array([self.table.predict(model.layer_schedule(a)) for a in archs])
         features = model.space().features(list(archs))
         return table_ms, self.predictor.predict(features, table_ms)
 
@@ -236,16 +226,20 @@ def _refuse_constant(name: str) -> float:
     raise ValueError(f"{name} is not a number a profile may hold")
 
 
-def check_fits(
-    profile: Profile, path: Path | str, supernet: str, model: ElasticMobileNet, input_shape
-) -> None:
+def check_fits(profile: Profile, path: Path | str, supernet: str, model: Family) -> None:
     """Refuse a profile that cannot estimate this network's archs, saying why: made for
     another super-network, config or input shape, or a table or predictor that does not
     cover the space (a damaged file, or one from an hwnas that encodes archs differently)."""
     config = model.config.to_dict()
+    input_shape = model.input_spec().shape
     if profile.supernet != supernet:
         raise HwnasError(
             f"profile {path}: made for super-network {profile.supernet!r}, not {supernet!r}"
+        )
+    if tuple(profile.input_shape) != tuple(input_shape):
+        raise HwnasError(
+            f"profile {path}: made for inputs {list(profile.input_shape)}, this run feeds "
+            f"{list(input_shape)}"
         )
     for key in sorted(set(profile.config) | set(config)):
         if profile.config.get(key) != config.get(key):
@@ -253,16 +247,11 @@ def check_fits(
                 f"profile {path}: made for another space ({key} = {profile.config.get(key)!r}, "
                 f"this run has {config.get(key)!r}); build one with hwnas profile"
             )
-    if tuple(profile.input_shape) != tuple(input_shape):
-        raise HwnasError(
-            f"profile {path}: made for inputs {list(profile.input_shape)}, this run feeds "
-            f"{list(input_shape)}"
-        )
-    missing = [layer.key for layer in layers.catalogue(model, input_shape[-1])
+    missing = [layer.key for layer in model.layer_catalogue()
                if layer.key not in profile.table.entries]  # fmt: skip
     if missing:
         raise HwnasError(f"profile {path}: table has no entry for layer {missing[0]}")
-    corners = [model.smallest_arch(), model.largest_arch()]
+    corners = [model.smallest_arch(), model.teacher_arch()]
     features = model.space().features(corners).shape[1]
     if profile.predictor.n_features != features:
         raise HwnasError(
@@ -277,9 +266,8 @@ def check_fits(
 
 # -- building and checking ---------------------------------------------------------------------
 def measure_archs(
-    model: ElasticMobileNet,
+    model: Family,
     archs: Sequence[Arch],
-    input_shape: Sequence[int],
     settings: LatencySettings,
     progress: Progress,
     label: str,
@@ -288,7 +276,7 @@ def measure_archs(
 ) -> np.ndarray:
     """Measured latency (ms) of each arch's standalone sub-network: the median of
     ``rounds`` interleaved rounds, so machine drift does not bias single archs."""
-    example = torch.randn(settings.batch_size, *input_shape)
+    example = model.example_input(settings.batch_size)
     calls = [prepare(model.extract(arch), example, settings) for arch in archs]
     task = progress.task(label, rounds * len(calls))
     timings = time_rounds(calls, settings, rounds, seed, task.advance)
@@ -298,8 +286,7 @@ def measure_archs(
 
 def build_profile(
     supernet: str,
-    model: ElasticMobileNet,
-    input_shape: tuple[int, int, int],
+    model: Family,
     settings: LatencySettings,
     samples: int = 200,
     rounds: int = 5,
@@ -319,17 +306,13 @@ def build_profile(
             f"--samples {samples}: the predictor needs at least 10 distinct sub-networks "
             f"(this space gave {len(archs)})"
         )
-    size = input_shape[-1]
-    table, noise = build_table(
-        layers.catalogue(model, size), lambda layer: layers.module(model, layer),
-        settings, rounds=rounds, seed=seed, progress=progress,
-    )  # fmt: skip
+    table, noise = build_table(model.layer_catalogue(), model.layer_module, settings,
+                               rounds=rounds, seed=seed, progress=progress)  # fmt: skip
     *measured, reference_ms = measure_archs(
-        model, [*archs, model.largest_arch()], input_shape, settings, progress,
-        "sub-networks", rounds, seed,
-    )  # fmt: skip
+        model, [*archs, model.teacher_arch()], settings, progress, "sub-networks", rounds, seed
+    )
     measured = np.asarray(measured)
-    table_ms = np.array([table.predict(layers.schedule(model, a, size)) for a in archs])
+    table_ms = np.array([table.predict(model.layer_schedule(a)) for a in archs])
     features = model.space().features(archs)
     held_out = np.empty(len(archs))
     for train, test in KFold(5, shuffle=True, random_state=seed).split(features):
@@ -341,12 +324,12 @@ def build_profile(
         "samples": len(archs),
         "table": accuracy_figures(measured, table_ms),
         "predictor": accuracy_figures(measured, held_out),
-        "reference_ms": float(reference_ms),  # the largest arch, timed with the others
+        "reference_ms": float(reference_ms),  # the teacher arch, timed with the others
     }
     return Profile(
         supernet=supernet,
         config=model.config.to_dict(),
-        input_shape=tuple(input_shape),
+        input_shape=tuple(model.input_spec().shape),
         settings=settings,
         device=environment(settings),
         table=table,
@@ -358,7 +341,7 @@ def build_profile(
 
 
 def _distinct_samples(
-    model: ElasticMobileNet, n: int, seed: int, exclude: frozenset[str] = frozenset()
+    model: Family, n: int, seed: int, exclude: frozenset[str] = frozenset()
 ) -> list[Arch]:
     """Up to ``n`` distinct random archs (fewer only in a tiny space), none in ``exclude``."""
     space, rng = model.space(), np.random.default_rng(seed)
@@ -376,7 +359,7 @@ def _drift(
     profile: Profile, reference_ms: float, measured: np.ndarray, predicted: np.ndarray
 ) -> dict[str, Any]:
     """How much faster or slower this machine runs now than when the profile was made,
-    from the one arch both timed (the largest), and the predictor's figures with that
+    from the one arch both timed (the teacher), and the predictor's figures with that
     global factor taken out: what is left is the predictor's own error. A diagnostic only;
     the figures above it are the honest ones."""
     then = profile.validation.get("reference_ms")
@@ -396,7 +379,7 @@ def same_device(a: dict[str, Any], b: dict[str, Any]) -> bool:
 
 def check_profile(
     profile: Profile,
-    model: ElasticMobileNet,
+    model: Family,
     samples: int,
     progress: Progress | None = None,
     rounds: int = 5,
@@ -413,9 +396,8 @@ def check_profile(
     if len(archs) < 2:
         raise HwnasError("--check: this space has too few archs the profile was not fitted on")
     *measured, reference_ms = measure_archs(
-        model, [*archs, model.largest_arch()], profile.input_shape, profile.settings,
-        progress, "check", rounds, seed,
-    )  # fmt: skip
+        model, [*archs, model.teacher_arch()], profile.settings, progress, "check", rounds, seed
+    )
     measured = np.asarray(measured)
     table_ms, predicted = profile.estimate(model, archs)
     here = environment(profile.settings)

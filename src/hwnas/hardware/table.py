@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from hwnas.families.base import Layer
 from hwnas.hardware.measure import prepare, time_rounds
 from hwnas.hardware.settings import LatencySettings
 from hwnas.progress import Progress, SilentProgress
-from hwnas.supernet.layers import Layer
 
 
 class MissingLayer(KeyError):
@@ -56,8 +56,7 @@ def build_table(
     """Time every layer in ``rounds`` rounds; returns the table and its noise figures."""
     progress = progress or SilentProgress()
     batch = settings.batch_size
-    calls = [prepare(make_module(layer), torch.randn(batch, *layer.input_shape), settings)
-             for layer in layers]  # fmt: skip
+    calls = [prepare(make_module(layer), layer.example(batch), settings) for layer in layers]
     first = layers[0].input_shape  # the network's input: where a whole network pays overhead
     calls.append(prepare(torch.nn.ReLU(), torch.randn(batch, *first), settings))
     task = progress.task("lookup table", rounds * len(calls))

@@ -8,19 +8,11 @@ and the parameters of the extracted module, and the tests hold them to both.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import NamedTuple
-
-from hwnas.space import Arch, Value
-from hwnas.supernet.mobilenet import MobileNetConfig, arch_blocks, out_size
+from hwnas.families.base import ArchLike, Cost
+from hwnas.families.mobilenet.config import MobileNetConfig, arch_blocks, out_size
 
 
-class Cost(NamedTuple):
-    macs: int
-    params: int
-
-
-def cost(arch: Arch | Mapping[str, Value | None], config: MobileNetConfig) -> Cost:
+def cost(arch: ArchLike, config: MobileNetConfig) -> Cost:
     """Multiply-accumulates at the arch's resolution and parameters of its extracted module."""
     size = out_size(int(arch["resolution"]), config.stem_stride)
     macs = config.in_channels * config.stem_width * 9 * size * size
@@ -42,11 +34,3 @@ def cost(arch: Arch | Mapping[str, Value | None], config: MobileNetConfig) -> Co
     macs += config.final_width * config.num_classes
     params += config.final_width * config.num_classes + config.num_classes
     return Cost(macs, params)
-
-
-def macs(arch: Arch | Mapping[str, Value | None], config: MobileNetConfig) -> int:
-    return cost(arch, config).macs
-
-
-def params(arch: Arch | Mapping[str, Value | None], config: MobileNetConfig) -> int:
-    return cost(arch, config).params

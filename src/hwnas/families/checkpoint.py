@@ -23,8 +23,8 @@ from safetensors.torch import save
 
 import hwnas
 from hwnas.errors import HwnasError, one_line
+from hwnas.families.base import Family
 from hwnas.files import write_atomic
-from hwnas.supernet.mobilenet import ElasticMobileNet
 
 FORMAT = "hwnas.supernet/1"
 
@@ -45,7 +45,7 @@ def optimizer_path(path: str | Path) -> Path:
 
 def save_checkpoint(
     path: str | Path,
-    model: ElasticMobileNet,
+    model: Family,
     meta: Mapping[str, Any],
     optimizer: torch.optim.Optimizer | None = None,
 ) -> Path:
@@ -120,7 +120,7 @@ def _read(path: Path) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
 
 def load_checkpoint(
     path: str | Path,
-    model: ElasticMobileNet,
+    model: Family,
     optimizer: torch.optim.Optimizer | None = None,
 ) -> dict[str, Any]:
     """Load weights saved by ``save_checkpoint`` into ``model``; return the caller's meta.

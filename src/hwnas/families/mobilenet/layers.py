@@ -1,40 +1,23 @@
-"""A sub-network as a sequence of layers: what a latency lookup table is keyed by.
+"""The MobileNet as a sequence of lookup-table layers: resize, stem, one per block, head.
 
-FBNet and Once-for-All estimate a network's latency as the sum of its layers' latencies,
-each measured once per configuration and input shape. A ``Layer`` names exactly that: its
-kind, the settings that change its cost, and the shape it receives. Two archs that share a
-layer (same block settings at the same input shape) share one table entry, so the table
-covers the space with a few hundred measurements where the space has ~1e16 archs.
+Two archs that share a block's settings at the same input shape share one table entry, so
+~260 timings cover the default space's ~1e16 archs.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
-from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
-from hwnas.space import Arch, Value
-from hwnas.supernet.mobilenet import ElasticMobileNet, arch_blocks, out_size
-from hwnas.supernet.static import pool_and_classify, resize
+from hwnas.families.base import ArchLike, Layer
+from hwnas.families.mobilenet.config import MobileNetConfig, arch_blocks, out_size
+from hwnas.families.mobilenet.static import pool_and_classify, resize
 
-
-@dataclass(frozen=True)
-class Layer:
-    kind: str  # resize, stem, mbconv or head
-    settings: tuple[tuple[str, int], ...]
-    input_shape: tuple[int, int, int]  # channels, height, width (batch excluded)
-
-    @property
-    def key(self) -> str:
-        """e.g. ``mbconv(in=16,out=24,stride=2,se=0,hswish=0,kernel=5,expand=3)@16x16x16``."""
-        settings = ",".join(f"{k}={v}" for k, v in self.settings)
-        return f"{self.kind}({settings})@{'x'.join(map(str, self.input_shape))}"
-
-    def get(self, name: str) -> int:
-        return dict(self.settings)[name]
+if TYPE_CHECKING:
+    from hwnas.families.mobilenet.network import ElasticMobileNet
 
 
 class _Resize(nn.Module):
@@ -56,11 +39,8 @@ class _Head(nn.Module):
         return pool_and_classify(self.head(x), self.classifier)
 
 
-def schedule(
-    model: ElasticMobileNet, arch: Arch | Mapping[str, Value | None], input_size: int
-) -> list[Layer]:
+def schedule(config: MobileNetConfig, arch: ArchLike, input_size: int) -> list[Layer]:
     """The layers ``arch`` runs, in order, for square inputs of ``input_size`` pixels."""
-    config = model.config
     resolution = int(arch["resolution"])
     layers = []
     if resolution != input_size:
@@ -85,13 +65,12 @@ def schedule(
     return layers
 
 
-def catalogue(model: ElasticMobileNet, input_size: int) -> list[Layer]:
-    """Every distinct layer any arch of the space can run: what a lookup table must hold.
+def catalogue(config: MobileNetConfig, input_size: int) -> list[Layer]:
+    """Every distinct layer any arch of the space can run.
 
     Spatial sizes depend only on the resolution (depth never changes them), so the largest
     depth at each resolution, with every kernel and expand ratio at every block, covers all.
     """
-    config = model.config
     seen: dict[str, Layer] = {}
     for resolution, kernel, expand in itertools.product(
         config.resolutions, config.kernels, config.expands
@@ -101,7 +80,7 @@ def catalogue(model: ElasticMobileNet, input_size: int) -> list[Layer]:
             arch[f"s{spec.stage}.depth"] = config.max_depth
             arch[f"s{spec.stage}.b{spec.index}.kernel"] = kernel
             arch[f"s{spec.stage}.b{spec.index}.expand"] = expand
-        for layer in schedule(model, arch, input_size):
+        for layer in schedule(config, arch, input_size):
             seen.setdefault(layer.key, layer)
     return list(seen.values())
 

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hwnas.supernet.static import SqueezeExcite
+from hwnas.families.mobilenet.static import SqueezeExcite
 
 
 def _conv_init(weight: torch.Tensor) -> None:

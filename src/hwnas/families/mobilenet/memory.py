@@ -1,70 +1,16 @@
-"""Peak activation memory and weight storage of a sub-network, for microcontroller budgets.
+"""The MobileNet's op schedule (for peak activation memory) and its weight storage.
 
-On a microcontroller the binding limits are SRAM, which must hold every activation alive at
-one moment, and flash, which holds the weights; MACs and parameter counts bound neither, and
-the SRAM peak sits in the early high-resolution blocks, not where the compute is. As in MCUNet
-and MCUFormer, the peak comes from walking the op schedule in execution order and summing the
-tensors alive at each op. The walk over the config mirrors ``hwnas.supernet.cost``; the tests
-hold every tensor shape of the schedule to the extracted module's.
+The walk over the config mirrors ``cost``; the tests hold every tensor shape of the schedule
+to the extracted module's.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from typing import NamedTuple
+from collections.abc import Iterator
 
-from hwnas.errors import HwnasError
-from hwnas.space import Arch, Value
-from hwnas.supernet.mobilenet import MobileNetConfig, arch_blocks, out_size
-
-ArchLike = Arch | Mapping[str, Value | None]
-
-
-class Op(NamedTuple):
-    """One op of a schedule: it reads ``inputs`` and writes one new tensor, named after the op,
-    of ``elements`` elements."""
-
-    name: str
-    inputs: tuple[str, ...]
-    elements: int
-
-
-class Peak(NamedTuple):
-    bytes: int
-    op: str
-
-
-def live_bytes(schedule: Sequence[Op], bytes_per_element: int = 4) -> dict[str, int]:
-    """Bytes alive at each op, in schedule order.
-
-    At an op the live set is its inputs, its output and every earlier tensor a later op still
-    reads: a tensor lives from the op that writes it to the last op that reads it (a tensor no
-    op reads, such as the final output, only at its own op).
-    """
-    last_read: dict[str, int] = {}
-    for i, op in enumerate(schedule):
-        if op.name in last_read:
-            raise HwnasError(f"schedule writes tensor {op.name!r} twice")
-        for name in op.inputs:
-            if name not in last_read:
-                raise HwnasError(f"op {op.name!r} reads {name!r} before any op writes it")
-            last_read[name] = i
-        last_read[op.name] = i
-    sizes = {op.name: op.elements for op in schedule}
-    profile: dict[str, int] = {}
-    total = 0
-    for i, op in enumerate(schedule):
-        total += op.elements
-        profile[op.name] = total * bytes_per_element
-        total -= sum(sizes[name] for name in {*op.inputs, op.name} if last_read[name] == i)
-    return profile
-
-
-def peak_live(schedule: Sequence[Op], bytes_per_element: int = 4) -> Peak:
-    """The most bytes alive at any op, and the first op where that happens."""
-    profile = live_bytes(schedule, bytes_per_element)
-    op = max(profile, key=profile.__getitem__)
-    return Peak(profile[op], op)
+from hwnas.families.base import ArchLike, Op
+from hwnas.families.memory import Peak, peak_live
+from hwnas.families.mobilenet.config import MobileNetConfig, arch_blocks, out_size
 
 
 def mobilenet_schedule(arch: ArchLike, config: MobileNetConfig, input_size: int) -> list[Op]:

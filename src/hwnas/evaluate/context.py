@@ -1,0 +1,43 @@
+"""What evaluators are made from: a plan (known from the config alone) and a context (the
+task and super-network, once built).
+
+Splitting the two lets a run list every metric it will record, and so refuse an objective
+that names none of them, before it loads data or trains anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from hwnas.families.base import Family
+from hwnas.hardware.settings import LatencySettings
+from hwnas.space import Arch
+from hwnas.tasks.base import Task
+
+
+@dataclass(frozen=True)
+class EvaluationPlan:
+    """``task``: the task's class (its quality metrics); ``latency_source``: ``measured`` or
+    ``profile:FILE``."""
+
+    task: type[Task]
+    latency_source: str
+
+
+@dataclass(frozen=True)
+class EvaluationContext:
+    """``build`` extracts an arch's standalone sub-network (cached by the caller, since
+    several evaluators look at the same arch in a row); ``calibration`` are training inputs
+    for re-estimating batch-norm statistics; ``family`` is the registry name."""
+
+    task: Task
+    model: Family
+    family: str
+    build: Callable[[Arch], nn.Module]
+    calibration: torch.Tensor
+    latency_source: str
+    latency: LatencySettings

@@ -1,0 +1,41 @@
+"""Evaluators by name: what a run measures of every sub-network.
+
+Each entry lists the metrics it records from the plan alone (so objectives and constraints
+are checked against real names before any work) and makes its evaluator from the context.
+A new evaluator is one file plus one line here.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from hwnas.evaluate.base import Evaluator
+from hwnas.evaluate.combined import Combined
+from hwnas.evaluate.context import EvaluationContext, EvaluationPlan
+from hwnas.evaluate.cost import CostEvaluator
+from hwnas.evaluate.latency import Latency
+from hwnas.evaluate.memory import MemoryEvaluator
+from hwnas.evaluate.quality import QualityEvaluator
+
+
+class EvaluatorEntry(Protocol):
+    def metric_names(self, plan: EvaluationPlan) -> tuple[str, ...]: ...
+    def create(self, context: EvaluationContext) -> Evaluator: ...
+
+
+EVALUATORS: dict[str, EvaluatorEntry] = {
+    "quality": QualityEvaluator,
+    "cost": CostEvaluator,
+    "memory": MemoryEvaluator,
+    "latency": Latency,
+}
+
+
+def metric_names(plan: EvaluationPlan) -> tuple[str, ...]:
+    """Every metric a run records: the names objectives and constraints may use."""
+    return tuple(name for entry in EVALUATORS.values() for name in entry.metric_names(plan))
+
+
+def build_evaluator(context: EvaluationContext) -> Combined:
+    """All registered evaluators as one, in registry order."""
+    return Combined([entry.create(context) for entry in EVALUATORS.values()])

@@ -1,0 +1,201 @@
+"""The family contract: an elastic super-network, and everything hwnas asks of one.
+
+A family is one ``nn.Module`` class that owns the weights of every sub-network of its
+``Space``. The trainer, the evaluators, the latency tables and the exporter talk to it only
+through the hooks below, so a new family is one module plus one line in ``FAMILIES``, and
+the tests that run over ``FAMILIES`` hold it to the contract.
+
+Hooks, grouped by who calls them and when:
+
+- Building (the pipeline, once): ``for_task`` validates overrides and sets what the task
+  decides (input shape, outputs); ``from_config`` rebuilds from a stored config (checkpoints,
+  profiles). ``config.to_dict()`` is JSON and identifies the network.
+- Training (``SandwichTrainer``, every step): ``set_active`` then ``forward`` (``__call__``);
+  ``auxiliary_loss`` after each forward; ``teacher_arch`` and ``smallest_arch`` bound every
+  sandwich step; ``phases`` and ``sort_by_importance`` drive progressive shrinking.
+- Evaluating (evaluators, per arch): ``extract`` (a plain module with copied weights, same
+  outputs), ``cost``, ``op_schedule`` and ``weight_bytes``, all analytic except ``extract``.
+- Timing and export (hardware, export): ``input_spec``/``example_input``; the latency
+  lookup table's ``layer_catalogue``, ``layer_schedule`` and ``layer_module``.
+
+Archs given to any hook may be an ``Arch`` of this space or a name->value mapping; hooks that
+need the canonical form call ``canonical``.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, NamedTuple, Protocol, Self, runtime_checkable
+
+import torch
+from torch import nn
+
+from hwnas.errors import HwnasError
+from hwnas.space import Arch, Space, Value
+from hwnas.tasks.base import InputSpec, TaskSpec
+
+ArchLike = Arch | Mapping[str, Value | None]
+
+
+class Cost(NamedTuple):
+    """Multiply-accumulates of one batch-1 inference and parameters of the extracted module:
+    what ``torch.utils.flop_counter`` and ``parameters()`` count, and the tests hold to."""
+
+    macs: int
+    params: int
+
+
+class Op(NamedTuple):
+    """One op of an inference schedule: it reads ``inputs`` and writes one new tensor, named
+    after the op, of ``elements`` elements."""
+
+    name: str
+    inputs: tuple[str, ...]
+    elements: int
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One entry of a latency lookup table: a kind, the settings that change its cost, and
+    the shape (batch excluded) and kind of input it receives.
+
+    FBNet and Once-for-All estimate a network's latency as the sum of its layers', each timed
+    once per configuration and input shape; two archs that run the same layer share its entry,
+    so a few hundred timings cover a space of ~1e16 archs.
+    """
+
+    kind: str
+    settings: tuple[tuple[str, Value], ...]
+    input_shape: tuple[int, ...]
+    input_kind: str = "float"  # or "tokens": int64 ids
+
+    @property
+    def key(self) -> str:
+        """e.g. ``mbconv(in=16,out=24,stride=2,se=0,hswish=0,kernel=5,expand=3)@16x16x16``."""
+        settings = ",".join(f"{k}={v}" for k, v in self.settings)
+        return f"{self.kind}({settings})@{'x'.join(map(str, self.input_shape))}"
+
+    def get(self, name: str) -> Value:
+        return dict(self.settings)[name]
+
+    def example(self, batch_size: int) -> torch.Tensor:
+        """An input to time this layer on (values do not change latency)."""
+        if self.input_kind == "tokens":
+            return torch.zeros(batch_size, *self.input_shape, dtype=torch.int64)
+        return torch.randn(batch_size, *self.input_shape)
+
+
+@dataclass(frozen=True)
+class Phase:
+    """A stage of progressive shrinking: the choices that may vary from now on (the others
+    are held at the teacher's value), and whether to sort weights by importance first,
+    because this phase opens a dimension that keeps the first channels, heads or neurons."""
+
+    name: str
+    opens: frozenset[str]
+    sort_first: bool = False
+
+
+@runtime_checkable
+class Family(Protocol):
+    """An elastic super-network (see the module docstring for when each hook is called)."""
+
+    name: ClassVar[str]
+    training_defaults: ClassVar[Mapping[str, Any]]
+    """Optimizer, learning rate, weight decay, warm-up and gradient clipping that suit the
+    family; a config's ``train`` section overrides each (``resolve_settings``)."""
+    config: Any
+
+    @classmethod
+    @abstractmethod
+    def for_task(cls, overrides: Mapping[str, Any] | None, spec: TaskSpec) -> Self:
+        """The default config updated by ``overrides``, with what ``spec`` decides set; a
+        task this family cannot serve, or an override of a task-set key, is an HwnasError."""
+
+    @classmethod
+    @abstractmethod
+    def from_config(cls, values: Mapping[str, Any]) -> Self:
+        """Rebuild from ``config.to_dict()`` (untrained weights); bad values: HwnasError."""
+
+    @abstractmethod
+    def space(self) -> Space: ...
+
+    @abstractmethod
+    def input_spec(self) -> InputSpec: ...
+
+    @abstractmethod
+    def teacher_arch(self) -> Arch:
+        """The sub-network trained on the labels, whose outputs the others distil from."""
+
+    @abstractmethod
+    def smallest_arch(self) -> Arch:
+        """The lower end of the sandwich: trained every step so the small end stays good."""
+
+    @abstractmethod
+    def phases(self) -> Sequence[Phase]:
+        """Progressive-shrinking phases in order; the last one opens every choice."""
+
+    @abstractmethod
+    def sort_by_importance(self) -> None:
+        """Reorder elastic channels (neurons, heads) most important first, function kept."""
+
+    @abstractmethod
+    def set_active(self, arch: ArchLike) -> Arch:
+        """Select the sub-network ``forward`` runs; returns the canonical arch."""
+
+    def auxiliary_loss(self) -> torch.Tensor | None:
+        """Loss terms of the last forward the family adds to the task's (e.g. expert load
+        balance); ``None`` when it has none."""
+        return None
+
+    @abstractmethod
+    def extract(self, arch: ArchLike) -> nn.Module:
+        """A standalone plain-torch copy of sub-network ``arch`` with the same outputs."""
+
+    @abstractmethod
+    def cost(self, arch: ArchLike) -> Cost: ...
+
+    @abstractmethod
+    def op_schedule(self, arch: ArchLike) -> list[Op]:
+        """The tensors one batch-1 inference writes, in order (for peak activation memory)."""
+
+    @abstractmethod
+    def weight_bytes(self, arch: ArchLike) -> dict[str, int]:
+        """Weight storage: ``fp32`` (4 bytes a parameter) and ``int8`` (the deployable form)."""
+
+    @abstractmethod
+    def layer_schedule(self, arch: ArchLike) -> list[Layer]:
+        """The lookup-table layers ``arch`` runs, in order; they compose to ``extract``."""
+
+    @abstractmethod
+    def layer_catalogue(self) -> list[Layer]:
+        """Every distinct layer any arch of the space runs: what a lookup table must hold."""
+
+    @abstractmethod
+    def layer_module(self, layer: Layer) -> nn.Module:
+        """A standalone module computing ``layer`` with the super-network's weights."""
+
+    # -- shared by every family ----------------------------------------------------------
+    def example_input(
+        self, batch_size: int = 1, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """Random valid inputs for export checks and latency timing."""
+        return self.input_spec().example(batch_size, generator)
+
+    def canonical(self, arch: ArchLike) -> Arch:
+        """Validate ``arch`` against this network's space and return its canonical form."""
+        space = self.space()
+        if isinstance(arch, Arch):
+            if arch.names != space.names:
+                raise HwnasError("arch does not belong to this super-network's space")
+            arch = arch.to_dict()
+        return space.make(arch)
+
+
+def refuse_task_keys(family: str, overrides: Mapping[str, Any], keys: Sequence[str]) -> None:
+    """Keys the task sets (input shape, classes) may not come from overrides."""
+    for key in keys:
+        if key in overrides:
+            raise HwnasError(f"{family} config: {key!r} is set by the dataset, not by overrides")

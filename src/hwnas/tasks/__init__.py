@@ -1,0 +1,43 @@
+"""Tasks: what a super-network learns and how it is judged; one registry, one file each.
+
+A data set (``hwnas.data.DATASETS``) names the task its data serves; ``TASKS`` maps that name
+to the class wrapping the loaded data, so a run knows its quality metrics, and whether its
+family can serve it, before any data is read.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hwnas.data.registry import dataset_entry, load_dataset
+from hwnas.tasks.base import InputSpec, PredictsLastDim, Task, TaskSpec
+from hwnas.tasks.classification import ImageClassification
+from hwnas.tasks.language import ByteLanguageModel
+
+TASKS: dict[str, type[Task]] = {
+    "classification": ImageClassification,
+    "language-model": ByteLanguageModel,
+}
+
+
+def task_type(data_name: str) -> type[Task]:
+    """The task a data set serves, without loading it."""
+    return TASKS[dataset_entry(data_name).task]
+
+
+def load_task(data_name: str, path: str | None, seed: int, **options: Any) -> Task:
+    """Load data set ``data_name`` (``options`` go to its loader) as the task it serves."""
+    return task_type(data_name)(load_dataset(data_name, path, seed=seed, **options))
+
+
+__all__ = [
+    "TASKS",
+    "ByteLanguageModel",
+    "ImageClassification",
+    "InputSpec",
+    "PredictsLastDim",
+    "Task",
+    "TaskSpec",
+    "load_task",
+    "task_type",
+]

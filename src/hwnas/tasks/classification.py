@@ -1,0 +1,60 @@
+"""Image classification: digits, CIFAR-10 batches or a folder of images, judged by top-1."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from torch import nn
+
+from hwnas.data.calibration import calibration_subset
+from hwnas.data.image_data import ImageData
+from hwnas.tasks.base import InputSpec, PredictsLastDim, Split, TaskSpec
+
+
+class ImageClassification(PredictsLastDim):
+    """Class logits ``(batch, classes)`` from normalised images; quality is top-1 (%)."""
+
+    quality_metrics = ("accuracy",)
+    default_objective = "accuracy:max"
+    default_label_smoothing = 0.1
+
+    def __init__(self, data: ImageData) -> None:
+        self.data = data
+        self.name = data.name
+        self.spec = TaskSpec(
+            "classification", InputSpec("image", data.input_shape), data.num_classes
+        )
+
+    def identity(self) -> dict[str, Any]:
+        return {"task": "classification", "data": self.name, "input": list(self.spec.input.shape)}
+
+    def steps_per_epoch(self, batch_size: int) -> int:
+        return math.ceil(len(self.data.train) / batch_size)
+
+    def train_batches(
+        self, batch_size: int, generator: torch.Generator
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """One pass over the training split in a random order, augmented as suits the data."""
+        images, labels = self.data.train.tensors
+        order = torch.randperm(len(images), generator=generator)
+        for step in range(self.steps_per_epoch(batch_size)):
+            batch = order[step * batch_size : (step + 1) * batch_size]
+            yield self.data.augment(images[batch], generator), labels[batch]
+
+    def calibration_inputs(self, n: int, seed: int) -> torch.Tensor:
+        return calibration_subset(self.data, n, seed)
+
+    @torch.no_grad()
+    def quality(self, module: nn.Module, split: Split = "val", batch_size: int = 512) -> dict:
+        images, labels = getattr(self.data, split).tensors
+        module.eval()
+        right = 0
+        for start in range(0, len(images), batch_size):
+            hits, _ = self.correct(
+                module(images[start : start + batch_size]), labels[start : start + batch_size]
+            )
+            right += hits
+        return {"accuracy": 100.0 * right / max(len(labels), 1)}
