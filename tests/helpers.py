@@ -15,9 +15,10 @@ import torch
 from hwnas.benchmarks.table import TableBenchmark
 from hwnas.data.augment import Augment
 from hwnas.data.image_data import split_and_assemble
+from hwnas.data.text import TextData
 from hwnas.families.mobilenet import MobileNetConfig
 from hwnas.pareto import Objective
-from hwnas.tasks import ImageClassification
+from hwnas.tasks import ByteLanguageModel, ImageClassification
 from hwnas.tasks.base import InputSpec, TaskSpec
 
 OBJECTIVES = [Objective("acc", "max"), Objective("lat", "min")]
@@ -28,16 +29,43 @@ def image_spec(channels: int = 3, classes: int = 10, size: int = 32) -> TaskSpec
     return TaskSpec("classification", InputSpec("image", (channels, size, size)), classes)
 
 
+def token_spec(context: int = 16) -> TaskSpec:
+    """What a byte-level language-model task with ``context`` bytes tells a family."""
+    return TaskSpec("language-model", InputSpec("tokens", (context,), 256), 256)
+
+
 def random_image_task(
     n: int = 48, channels: int = 1, size: int = 16, classes: int = 3, seed: int = 0
 ) -> ImageClassification:
-    """Random images with labels in turn: enough to train and evaluate a family on."""
+    """Noisy images whose brightness tells the class (labels in turn): learnable in steps."""
     images = torch.rand(n, channels, size, size, generator=torch.Generator().manual_seed(seed))
     labels = np.arange(n) % classes
+    images += torch.as_tensor(labels, dtype=torch.float32)[:, None, None, None] / classes
     names = tuple(map(str, range(classes)))
     augment = Augment(pad=1, hflip=False)
     data = split_and_assemble("random", images, labels, seed, 0.2, 0.2, names, augment)
     return ImageClassification(data)
+
+
+def python_like(lines: int, seed: int = 0) -> bytes:
+    """Source-like text: repetitive enough for a tiny model to learn within a few steps."""
+    rng = np.random.default_rng(seed)
+    names = ["x", "y", "value", "total", "item"]
+    out = []
+    for _ in range(lines):
+        a, b = rng.choice(names, 2)
+        out.append(f"def f_{rng.integers(10)}({a}):\n    return {a} + {b} * {rng.integers(10)}\n")
+    return "".join(out).encode()
+
+
+def random_text_task(context: int = 16, seed: int = 0) -> ByteLanguageModel:
+    """A language-model task on ``python_like`` text, without files."""
+    sizes = (("train", 60), ("val", 10), ("test", 10))
+    streams = {split: torch.frombuffer(bytearray(python_like(n, seed + i)), dtype=torch.uint8)
+               for i, (split, n) in enumerate(sizes)}  # fmt: skip
+    data = TextData("python-like", "", **streams, files={s: 1 for s in streams}, context=context,
+                    windows_per_epoch=32, eval_windows=8, fingerprint="test")  # fmt: skip
+    return ByteLanguageModel(data)
 
 
 def toy_rows(seed: int = 0, drop: int = 0) -> list[dict[str, str]]:

@@ -14,10 +14,12 @@ from hwnas.errors import HwnasError
 from hwnas.families.base import Cost, Family, Layer, Op, Phase
 from hwnas.families.checkpoint import load_checkpoint, optimizer_path, save_checkpoint
 from hwnas.families.mobilenet import ElasticMobileNet, MobileNetConfig
+from hwnas.families.transformer import ElasticTransformer, TransformerConfig
 from hwnas.tasks.base import TaskSpec
 
 FAMILIES: dict[str, type[Family]] = {
     "mobilenet": ElasticMobileNet,
+    "transformer": ElasticTransformer,
 }
 
 
@@ -43,11 +45,13 @@ __all__ = [
     "FAMILIES",
     "Cost",
     "ElasticMobileNet",
+    "ElasticTransformer",
     "Family",
     "Layer",
     "MobileNetConfig",
     "Op",
     "Phase",
+    "TransformerConfig",
     "build_family",
     "family_from_config",
     "family_type",

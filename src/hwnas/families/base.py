@@ -16,7 +16,8 @@ Hooks, grouped by who calls them and when:
 - Evaluating (evaluators, per arch): ``extract`` (a plain module with copied weights, same
   outputs), ``cost``, ``op_schedule`` and ``weight_bytes``, all analytic except ``extract``.
 - Timing and export (hardware, export): ``input_spec``/``example_input``; the latency
-  lookup table's ``layer_catalogue``, ``layer_schedule`` and ``layer_module``.
+  lookup table's ``layer_catalogue``, ``layer_schedule``, ``layer_module`` (one per
+  catalogue entry) and ``layer_modules`` (one arch, layer by layer).
 
 Archs given to any hook may be an ``Arch`` of this space or a name->value mapping; hooks that
 need the canonical form call ``canonical``.
@@ -106,6 +107,9 @@ class Family(Protocol):
     training_defaults: ClassVar[Mapping[str, Any]]
     """Optimizer, learning rate, weight decay, warm-up and gradient clipping that suit the
     family; a config's ``train`` section overrides each (``resolve_settings``)."""
+    small_overrides: ClassVar[Mapping[str, Any]]
+    """Overrides for a small instance that trains in seconds: what contract tests and smoke
+    runs build, so every registered family is tested without the tests naming it."""
     config: Any
 
     @classmethod
@@ -175,7 +179,13 @@ class Family(Protocol):
 
     @abstractmethod
     def layer_module(self, layer: Layer) -> nn.Module:
-        """A standalone module computing ``layer`` with the super-network's weights."""
+        """A standalone module computing ``layer`` with weights of the super-network (of any
+        position that runs these settings: a table times it, the weights do not matter)."""
+
+    @abstractmethod
+    def layer_modules(self, arch: ArchLike) -> list[nn.Module]:
+        """The modules of ``layer_schedule(arch)`` with ``arch``'s own weights, in order:
+        composed, they compute ``extract(arch)`` (per-layer work starts from these)."""
 
     # -- shared by every family ----------------------------------------------------------
     def example_input(

@@ -6,6 +6,7 @@ Two archs that share a block's settings at the same input shape share one table 
 
 from __future__ import annotations
 
+import copy
 import itertools
 from typing import TYPE_CHECKING
 
@@ -101,3 +102,16 @@ def module(model: ElasticMobileNet, layer: Layer) -> nn.Module:
         ):  # fmt: skip
             return block.export(spec["kernel"], spec["expand"])
     raise ValueError(f"no block of this super-network computes {layer.key}")
+
+
+def modules(model: ElasticMobileNet, arch: ArchLike) -> list[nn.Module]:
+    """The modules of ``schedule(arch)`` with the weights of ``arch``'s own blocks."""
+    config = model.config
+    resolution = int(arch["resolution"])
+    out: list[nn.Module] = [] if resolution == config.input_size else [_Resize(resolution)]
+    out.append(copy.deepcopy(model.stem))
+    for spec, kernel, hidden in arch_blocks(arch, config):
+        block = model.stages[spec.stage][spec.index]
+        out.append(block.export(kernel, hidden // spec.in_channels))
+    out.append(_Head(copy.deepcopy(model.head), copy.deepcopy(model.classifier)))
+    return out

@@ -117,6 +117,9 @@ class ElasticMobileNet(nn.Module, Family):
     name = "mobilenet"
     training_defaults = {"optimizer": "sgd", "learning_rate": 0.05, "weight_decay": 3e-5,
                          "warmup": 0.0, "grad_clip": 5.0}  # fmt: skip
+    small_overrides = {"widths": (8, 12, 16, 16), "depths": (1, 2), "kernels": (3, 5),
+                       "expands": (1, 2), "resolutions": (12, 16), "final_width": 16,
+                       "stem_width": 8}  # fmt: skip
 
     def __init__(self, config: MobileNetConfig | None = None) -> None:
         super().__init__()
@@ -259,3 +262,6 @@ class ElasticMobileNet(nn.Module, Family):
 
     def layer_module(self, layer: Layer) -> nn.Module:
         return layers.module(self, layer)
+
+    def layer_modules(self, arch: ArchLike) -> list[nn.Module]:
+        return layers.modules(self, self.canonical(arch))
