@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import itertools
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -22,6 +25,27 @@ from hwnas.tasks import ByteLanguageModel, ImageClassification
 from hwnas.tasks.base import InputSpec, TaskSpec
 
 OBJECTIVES = [Objective("acc", "max"), Objective("lat", "min")]
+
+
+def hwnas(*args, cwd=None) -> subprocess.CompletedProcess:
+    """Run the command line in a fresh interpreter, as a user would."""
+    return subprocess.run([sys.executable, "-m", "hwnas.cli", *map(str, args)],
+                          capture_output=True, text=True, cwd=cwd)  # fmt: skip
+
+
+def cli(*args) -> subprocess.CompletedProcess:
+    """The command line's ``main`` in this process: the exit code, stdout and stderr a user
+    would see, without the seconds a fresh interpreter spends importing torch. For inputs
+    refused before any work; ``hwnas`` runs the real thing."""
+    from hwnas.cli import main
+
+    out, err, code = io.StringIO(), io.StringIO(), 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main([str(a) for a in args])
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
 
 
 def image_spec(channels: int = 3, classes: int = 10, size: int = 32) -> TaskSpec:

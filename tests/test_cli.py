@@ -1,19 +1,8 @@
 import json
-import subprocess
-import sys
 
 import pytest
 
-from helpers import toy_rows, write_csv
-
-
-def hwnas(*args, cwd=None):
-    return subprocess.run(
-        [sys.executable, "-m", "hwnas.cli", *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-    )
+from helpers import cli, hwnas, toy_rows, write_csv
 
 
 def assert_user_error(result, *fragments):
@@ -26,26 +15,26 @@ def assert_user_error(result, *fragments):
 
 def test_unknown_device(nb201_path, tmp_path):
     out = tmp_path / "out"
-    r = hwnas("bench", "nb201", "--data", nb201_path, "--device", "pixel9", "--out", out)
+    r = cli("bench", "nb201", "--data", nb201_path, "--device", "pixel9", "--out", out)
     assert_user_error(r, "unknown device 'pixel9'")
     assert not out.exists()
 
 
 def test_missing_file(tmp_path):
-    r = hwnas("bench", "nb201", "--data", tmp_path / "nope.csv.gz", "--out", tmp_path / "o")
+    r = cli("bench", "nb201", "--data", tmp_path / "nope.csv.gz", "--out", tmp_path / "o")
     assert_user_error(r, "nope.csv.gz", "no such file")
 
 
 @pytest.mark.parametrize("spec", ["acc", "acc:best", "acc:max<=3", ":min"])
 def test_malformed_objective(spec, tmp_path):
     path = write_csv(tmp_path / "t.csv", toy_rows())
-    r = hwnas("bench", "table", path, "--choices", "width,depth", "--objectives", spec)
+    r = cli("bench", "table", path, "--choices", "width,depth", "--objectives", spec)
     assert_user_error(r, spec)
 
 
 def test_unknown_searcher_and_column(tmp_path):
     path = write_csv(tmp_path / "t.csv", toy_rows())
-    r = hwnas(
+    r = cli(
         "bench",
         "table",
         path,
@@ -57,13 +46,13 @@ def test_unknown_searcher_and_column(tmp_path):
         "random,magic",
     )
     assert_user_error(r, "unknown searcher 'magic'")
-    r = hwnas("bench", "table", path, "--choices", "size", "--objectives", "acc:max")
+    r = cli("bench", "table", path, "--choices", "size", "--objectives", "acc:max")
     assert_user_error(r, "no column 'size'")
 
 
 def test_bad_option_value_is_one_line_exit_2(tmp_path):
     path = write_csv(tmp_path / "t.csv", toy_rows())
-    r = hwnas(
+    r = cli(
         "bench", "table", path, "--choices", "width", "--objectives", "acc:max", "--budget", "zero"
     )
     assert_user_error(r, "--budget")

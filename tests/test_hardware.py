@@ -2,15 +2,13 @@
 
 import json
 import math
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
 from scipy.stats import binom
 
-from helpers import image_spec
+from helpers import cli, image_spec
 from hwnas.errors import HwnasError
 from hwnas.families import build_family
 from hwnas.hardware.measure import (
@@ -167,8 +165,7 @@ def test_bad_profiles_fail_with_one_line(profile_file, tmp_path, change, fragmen
     raw = json.loads(profile_file[0].read_text())
     path = tmp_path / "bad.json"
     path.write_text(json.dumps(_broken(raw, change)).replace('"NaN"', "NaN"))
-    r = subprocess.run([sys.executable, "-m", "hwnas.cli", "profile", "--check", path,
-                        "--out", tmp_path / "chk"], capture_output=True, text=True)  # fmt: skip
+    r = cli("profile", "--check", path, "--out", tmp_path / "chk")
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert fragment in r.stderr and str(path) in r.stderr
     assert not (tmp_path / "chk").exists()

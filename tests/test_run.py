@@ -5,7 +5,7 @@ import sys
 import pytest
 import torch
 
-from helpers import image_spec, kill_when_stored, random_image_task
+from helpers import cli, hwnas, image_spec, kill_when_stored, random_image_task
 from hwnas.config import RunConfig, TrainConfig, load_config
 from hwnas.errors import HwnasError
 from hwnas.evaluate.quality import recalibrate_batchnorm
@@ -33,12 +33,6 @@ def tiny_config(tmp_path, budget=6):
     return path
 
 
-def hwnas(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "hwnas.cli", *map(str, args)], capture_output=True, text=True
-    )
-
-
 @pytest.mark.parametrize(
     ("text", "fragment"),
     [
@@ -61,7 +55,7 @@ def test_config_errors_are_one_line_exit_2_and_write_nothing(tmp_path, text, fra
     path = tmp_path / "bad.yaml"
     path.write_text(text)
     out = tmp_path / "out"
-    r = hwnas("run", "--config", path, "--out", out)
+    r = cli("run", "--config", path, "--out", out)
     assert r.returncode == 2, r.stderr
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and fragment in lines[0]
@@ -72,13 +66,13 @@ def test_config_errors_are_one_line_exit_2_and_write_nothing(tmp_path, text, fra
 def test_unknown_objective_metric_is_refused_before_training(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("search: {objectives: ['acc:max', 'latency_ms:min']}")
-    r = hwnas("run", "--config", path, "--out", tmp_path / "o")
+    r = cli("run", "--config", path, "--out", tmp_path / "o")
     assert r.returncode == 2 and "no metric 'acc'" in r.stderr
-    r = hwnas("run", "--constraint", "flops <= 3", "--out", tmp_path / "o")
+    r = cli("run", "--constraint", "flops <= 3", "--out", tmp_path / "o")
     assert r.returncode == 2 and "search.constraints: no metric 'flops'" in r.stderr
-    r = hwnas("run", "--objective", "accuracy:best", "--out", tmp_path / "o")
+    r = cli("run", "--objective", "accuracy:best", "--out", tmp_path / "o")
     assert r.returncode == 2 and r.stderr.startswith("hwnas: error: command line:")
-    r = hwnas("run", "--latency", "profile:" + str(tmp_path / "none.json"), "--out", tmp_path / "o")
+    r = cli("run", "--latency", "profile:" + str(tmp_path / "none.json"), "--out", tmp_path / "o")
     assert r.returncode == 2 and "none.json: no such file" in r.stderr
     assert not (tmp_path / "o").exists()
 
@@ -179,14 +173,14 @@ def test_train_then_run_reuses_the_checkpoint(tmp_path):
     assert r.returncode == 0, r.stderr
     checkpoint = out / "supernet.safetensors"
     written = checkpoint.stat().st_mtime_ns
-    r = hwnas("train", "--config", config, "--out", out)
+    r = cli("train", "--config", config, "--out", out)
     assert r.returncode == 2 and "--resume" in r.stderr
     r = hwnas("run", "--config", config, "--out", out)
     assert r.returncode == 0, r.stderr
     assert checkpoint.stat().st_mtime_ns == written  # complete: reused, not retrained
     other = tmp_path / "other.yaml"
     other.write_text(config.read_text().replace("epochs: 1", "epochs: 2"))
-    r = hwnas("run", "--config", other, "--out", tmp_path / "run", "--resume")
+    r = cli("run", "--config", other, "--out", tmp_path / "run", "--resume")
     assert r.returncode == 2 and "other settings" in r.stderr
 
 
@@ -223,7 +217,7 @@ def test_search_on_a_profile_keeps_to_a_memory_constraint(tmp_path):
     profile = tmp_path / "device.json"
     r = hwnas("profile", "--config", config, "--out", profile, "--samples", 12, "--rounds", 1)
     assert r.returncode == 0, r.stderr
-    r = hwnas("profile", "--config", config, "--out", profile)
+    r = cli("profile", "--config", config, "--out", profile)
     assert r.returncode == 2 and "already exists" in r.stderr
 
     model = build_family("mobilenet", yaml_overrides(config), image_spec(1, 10))
@@ -252,7 +246,7 @@ def test_search_on_a_profile_keeps_to_a_memory_constraint(tmp_path):
 
     other = tmp_path / "other.yaml"
     other.write_text(config.read_text().replace("kernels: [3, 5]", "kernels: [3]"))
-    r = hwnas("run", "--config", other, "--out", tmp_path / "o2", "--latency", f"profile:{profile}")
+    r = cli("run", "--config", other, "--out", tmp_path / "o2", "--latency", f"profile:{profile}")
     assert r.returncode == 2 and "made for another space (kernels" in r.stderr
     assert not (tmp_path / "o2").exists()
 
@@ -261,3 +255,68 @@ def yaml_overrides(config):
     import yaml
 
     return yaml.safe_load(config.read_text())["supernet"]["overrides"]
+
+
+FAST_LATENCY = {"min_runs": 3, "warmup": 1, "max_seconds": 0.05}
+
+
+def test_the_transformer_on_digits_is_a_vision_transformer_run_end_to_end(tmp_path):
+    from hwnas.config import validated
+    from hwnas.families import FAMILIES
+    from hwnas.run import run_job
+
+    small = {k: list(v) if isinstance(v, tuple) else v
+             for k, v in FAMILIES["transformer"].small_overrides.items()}  # fmt: skip
+    config = validated({
+        "supernet": {"name": "transformer", "overrides": {**small, "patch_size": 8}},
+        "train": {"epochs": 1, "batch_size": 128},
+        "search": {"budget": 4, "calibration_images": 16},
+        "latency": FAST_LATENCY,
+    })  # fmt: skip
+    summary = run_job(config, tmp_path / "vit")
+    assert summary["supernet"]["config"]["input"] == "image"
+    assert summary["supernet"]["config"]["image_size"] == 32
+    assert [o["name"] for o in summary["objectives"]] == ["accuracy", "latency_ms"]
+    assert summary["training_settings"]["optimizer"] == "adamw"  # the family's default
+    for info in summary["exported"].values():
+        assert info["max_abs_diff"] <= 1e-4 and 0 <= info["test"]["accuracy"] <= 100
+    description = json.loads((tmp_path / "vit" / "models" / "knee.json").read_text())
+    assert description["input_shape"] == [1, 1, 32, 32] and description["input_dtype"] == "float32"
+
+
+def test_language_model_run_end_to_end(tmp_path):
+    from helpers import python_like
+
+    corpus = tmp_path / "corpus"
+    for i in range(200):
+        (corpus / f"p{i % 7}").mkdir(parents=True, exist_ok=True)
+        (corpus / f"p{i % 7}" / f"m{i}.py").write_bytes(python_like(8, seed=i))
+    config = tmp_path / "lm.yaml"
+    config.write_text(f"""
+data: {{name: python, path: {corpus}, context: 16, windows_per_epoch: 32, eval_windows: 8}}
+supernet:
+  name: transformer
+  overrides: {{widths: [16, 32], depths: [1, 2], heads: [1, 2], head_dim: 8,
+              mlp_ratios: [1, 2], experts: 2, linear_chunk: 4, max_context: 64}}
+train: {{epochs: 2, batch_size: 8}}
+search: {{budget: 6, calibration_images: 8, constraints: ["bits_per_byte <= 8.5"]}}
+latency: {{min_runs: 3, warmup: 1, max_seconds: 0.05}}
+""")
+    out = tmp_path / "run"
+    r = hwnas("run", "--config", config, "--out", out)
+    assert r.returncode == 0, r.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["objectives"] == [
+        {"name": "bits_per_byte", "direction": "min", "limit": 8.5},
+        {"name": "latency_ms", "direction": "min", "limit": None},
+    ]
+    assert summary["task"]["task"] == "language-model" and summary["task"]["context"] == 16
+    assert summary["training_settings"]["teacher_only"] > 0
+    assert all(0 < f["metrics"]["bits_per_byte"] < 8.5 for f in summary["front"])
+    for label in ("knee", "most_accurate", "fastest"):
+        info = summary["exported"][label]
+        assert info["max_abs_diff"] <= 1e-4 and info["test"]["bits_per_byte"] > 0
+        description = json.loads((out / "models" / f"{label}.json").read_text())
+        assert description["input_shape"] == [1, 16] and description["input_dtype"] == "int64"
+    with Store(out / "run.sqlite") as store:
+        assert len(store.evaluations("main")) == 6

@@ -46,8 +46,16 @@ class SupernetConfig(_Strict):
 
 class TrainConfig(_Strict):
     """Training settings. Those left unset (None) take the family's defaults (optimizer,
-    learning rate, weight decay, warm-up, gradient clipping) or the task's (label smoothing);
-    ``hwnas.train.resolve_settings`` fills them in."""
+    learning rate, weight decay, warm-up, gradient clipping, ``teacher_only``,
+    ``distillation``) or the task's (label smoothing); ``hwnas.train.resolve_settings`` fills
+    them in.
+
+    ``teacher_only``: the share of the first steps in which only the teacher trains. A
+    student distilled from an untrained teacher is pulled towards its first guesses, and
+    with several students sharing its weights so is the teacher (a transformer language
+    model stalls at the byte frequencies; docs/benchmarks.md). ``distillation``: the weight of
+    the teacher's soft targets in a student's loss, the rest going to the labels (1 is
+    BigNAS's in-place distillation; Once-for-All mixes both)."""
 
     epochs: int = Field(12, ge=0, le=100_000)
     batch_size: int = Field(64, ge=1, le=65_536)
@@ -57,7 +65,9 @@ class TrainConfig(_Strict):
     warmup: float | None = Field(None, ge=0, lt=1, description="share of steps warming up")
     grad_clip: float | None = Field(None, gt=0, description="largest gradient norm")
     random_subnets: int = Field(2, ge=0, le=64)
-    temperature: float = Field(1.0, gt=0)
+    teacher_only: float | None = Field(None, ge=0, lt=1, description="share of first steps")
+    distillation: float | None = Field(None, ge=0, le=1, description="students' soft-target share")
+    temperature: float = Field(1.0, gt=0, le=100)
     label_smoothing: float | None = Field(None, ge=0, lt=1)
     progressive: bool = False
     threads: int = Field(1, ge=1, le=1024, description="torch threads; 1 is fastest on 2 cores")

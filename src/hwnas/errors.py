@@ -17,7 +17,9 @@ def first_invalid(exc: Exception) -> str:
     """``key.path: message`` of the first problem in a pydantic ``ValidationError``: files
     are validated by pydantic models, and the user needs the first bad key, not forty lines."""
     error = exc.errors()[0]
-    return f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}"
+    message = error["msg"].removeprefix("Value error, ")
+    where = ".".join(str(p) for p in error["loc"])
+    return f"{where}: {message}" if where else message
 
 
 def one_line(exc: BaseException) -> str:

@@ -129,7 +129,7 @@ def load_python_sources(
         data = b"".join(contents)
         if not contents or len(data) <= context + 1:
             raise HwnasError(
-                f"{where} {root}: the {split} split got {len(contents)} files, {len(data)} "
+                f"{where} {root}: the {split} split got {len(contents)} file(s), {len(data)} "
                 f"bytes; it needs more than context + 1 = {context + 1} (add files or shorten "
                 "data.context)"
             )

@@ -104,9 +104,12 @@ class Family(Protocol):
     """An elastic super-network (see the module docstring for when each hook is called)."""
 
     name: ClassVar[str]
+    config_class: ClassVar[type]
+    """The validated config: ``from_dict`` (one-line HwnasError on a bad value), ``to_dict``."""
     training_defaults: ClassVar[Mapping[str, Any]]
-    """Optimizer, learning rate, weight decay, warm-up and gradient clipping that suit the
-    family; a config's ``train`` section overrides each (``resolve_settings``)."""
+    """Optimizer, learning rate, weight decay, warm-up, gradient clipping, ``teacher_only``
+    and ``distillation`` that suit the family; a config's ``train`` section overrides each
+    (``resolve_settings``)."""
     small_overrides: ClassVar[Mapping[str, Any]]
     """Overrides for a small instance that trains in seconds: what contract tests and smoke
     runs build, so every registered family is tested without the tests naming it."""
@@ -119,9 +122,9 @@ class Family(Protocol):
         task this family cannot serve, or an override of a task-set key, is an HwnasError."""
 
     @classmethod
-    @abstractmethod
     def from_config(cls, values: Mapping[str, Any]) -> Self:
         """Rebuild from ``config.to_dict()`` (untrained weights); bad values: HwnasError."""
+        return cls(cls.config_class.from_dict(values))
 
     @abstractmethod
     def space(self) -> Space: ...

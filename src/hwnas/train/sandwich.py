@@ -97,8 +97,11 @@ class SandwichTrainer:
         values.update({n: self.teacher[n] for n in self.space.names if values[n] is None})
         return self.space.make(values)
 
-    def _students(self, rng: np.random.Generator, phase: Phase | None) -> list[Arch]:
-        if phase is not None and not phase.opens:  # only the teacher trains at first
+    def _students(self, rng: np.random.Generator, phase: Phase | None, step: int = 0) -> list[Arch]:
+        """The sub-networks trained after the teacher at global ``step``: none while only
+        the teacher trains (``teacher_only``, or a phase that opens nothing)."""
+        total = self.settings.epochs * self.steps_per_epoch
+        if step < self.settings.teacher_only * total or (phase is not None and not phase.opens):
             return []
         randoms = [self.space.sample(rng) for _ in range(self.settings.random_subnets)]
         return [self._restrict(a, phase) for a in [self.smallest, *randoms]]
@@ -112,6 +115,16 @@ class SandwichTrainer:
         if step < warm:
             return peak * (step + 1) / warm
         return 0.5 * peak * (1 + math.cos(math.pi * (step - warm) / max(total - warm, 1)))
+
+    def _student_loss(
+        self, student: torch.Tensor, teacher: torch.Tensor, y: torch.Tensor
+    ) -> torch.Tensor:
+        settings = self.settings
+        weight = settings.distillation
+        loss = weight * self.task.distillation_loss(student, teacher, settings.temperature)
+        if weight < 1:
+            loss = loss + (1 - weight) * self.task.loss(student, y, settings.label_smoothing)
+        return loss
 
     def _loss_of(self, arch: Arch, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The outputs of ``arch`` on ``x`` and the family's auxiliary loss of that forward."""
@@ -143,10 +156,9 @@ class SandwichTrainer:
             teacher, auxiliary = self._loss_of(self.teacher, x)
             loss = self.task.loss(teacher, y, settings.label_smoothing)
             (loss + auxiliary).backward()
-            for arch in self._students(rng, phase):
+            for arch in self._students(rng, phase, epoch * self.steps_per_epoch + step):
                 student, auxiliary = self._loss_of(arch, x)
-                distill = self.task.distillation_loss(student, teacher, settings.temperature)
-                (distill + auxiliary).backward()
+                (self._student_loss(student, teacher, y) + auxiliary).backward()
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), settings.grad_clip)
             self.optimizer.step()
             right, predicted = self.task.correct(teacher.detach(), y)

@@ -115,8 +115,10 @@ class ElasticMobileNet(nn.Module, Family):
     """
 
     name = "mobilenet"
+    config_class = MobileNetConfig
     training_defaults = {"optimizer": "sgd", "learning_rate": 0.05, "weight_decay": 3e-5,
-                         "warmup": 0.0, "grad_clip": 5.0}  # fmt: skip
+                         "warmup": 0.0, "grad_clip": 5.0, "teacher_only": 0.0,
+                         "distillation": 1.0}  # fmt: skip
     small_overrides = {"widths": (8, 12, 16, 16), "depths": (1, 2), "kernels": (3, 5),
                        "expands": (1, 2), "resolutions": (12, 16), "final_width": 16,
                        "stem_width": 8}  # fmt: skip
@@ -162,10 +164,6 @@ class ElasticMobileNet(nn.Module, Family):
         values = {**MobileNetConfig().to_dict(), **overrides, "in_channels": channels,
                   "num_classes": spec.outputs, "input_size": height}  # fmt: skip
         return cls.from_config(values)
-
-    @classmethod
-    def from_config(cls, values: Mapping[str, Any]) -> ElasticMobileNet:
-        return cls(MobileNetConfig.from_dict(values))
 
     def space(self) -> Space:
         return self._space

@@ -141,7 +141,7 @@ class TransformerConfig(BaseModel):
         try:
             return cls.model_validate(dict(values))
         except ValidationError as exc:
-            raise HwnasError(f"transformer config {first_invalid(exc)}") from None
+            raise HwnasError(f"transformer config: {first_invalid(exc)}") from None
 
 
 class ArchLayer(NamedTuple):

@@ -97,8 +97,11 @@ class ElasticLayer(nn.Module):
             y = F.linear(operators.gated(F.linear(h, gate), F.linear(h, up)), down)
         else:
             experts = [
-                (lambda t, e=e: F.linear(F.gelu(F.linear(t, self._expert(up, e, True))),
-                                         self._expert(down, e, False)))  # fmt: skip
+                (
+                    lambda t, e=e: F.linear(
+                        F.gelu(F.linear(t, self._expert(up, e, True))), self._expert(down, e, False)
+                    )
+                )  # fmt: skip
                 for e in range(self.config.experts)
             ]
             logits = F.linear(h, self.router[:, :width])
@@ -168,8 +171,10 @@ class ElasticTransformer(nn.Module, Family):
     """The super-network. ``set_active`` picks a sub-network; ``forward`` runs it."""
 
     name = "transformer"
-    training_defaults = {"optimizer": "adamw", "learning_rate": 2e-3, "weight_decay": 0.05,
-                         "warmup": 0.05, "grad_clip": 1.0}  # fmt: skip
+    config_class = TransformerConfig
+    training_defaults = {"optimizer": "adamw", "learning_rate": 3e-3, "weight_decay": 0.05,
+                         "warmup": 0.05, "grad_clip": 1.0, "teacher_only": 0.25,
+                         "distillation": 0.5}  # fmt: skip
     small_overrides = {"widths": (16, 32), "depths": (1, 2), "heads": (1, 2), "head_dim": 8,
                        "mlp_ratios": (1, 2), "experts": 2, "linear_chunk": 4,
                        "max_context": 64}  # fmt: skip
@@ -215,10 +220,6 @@ class ElasticTransformer(nn.Module, Family):
                 f"supernet transformer cannot serve a {spec.kind} task on {spec.input.kind}"
             )
         return cls.from_config({**overrides, **task, "outputs": spec.outputs})
-
-    @classmethod
-    def from_config(cls, values: Mapping[str, Any]) -> ElasticTransformer:
-        return cls(TransformerConfig.from_dict(values))
 
     def space(self) -> Space:
         return self._space
@@ -365,4 +366,3 @@ class ElasticTransformer(nn.Module, Family):
 
     def layer_module(self, layer: Layer) -> nn.Module:
         return layers.module(self, layer)
-

@@ -114,17 +114,19 @@ def route(
     """Mixture of experts over ``x`` (batch, sequence, width) with router ``logits`` (batch,
     sequence, experts): ``(output, load-balancing loss)``.
 
-    Each token goes to its ``top_k`` most probable experts, weighted by their probabilities
-    renormalised over the chosen ones. Within each sequence an expert takes its first
-    ``capacity`` tokens in order; a token beyond that gets nothing from it (its residual
-    path carries it). Sequences are routed apart, so a sequence's output never depends on
-    the rest of its batch, and every expert runs on exactly ``capacity`` rows per sequence,
-    padding included, so the cost is fixed.
+    Each token goes to its ``top_k`` most probable experts. One expert is weighted by its
+    probability (Switch Transformer), so the router learns from the task's loss; several by
+    their probabilities renormalised over the chosen ones (GShard). Within each sequence an
+    expert takes its first ``capacity`` tokens in order; a token beyond that gets nothing
+    from it (its residual path carries it). Sequences are routed apart, so a sequence's
+    output never depends on the rest of its batch, and every expert runs on exactly
+    ``capacity`` rows per sequence, padding included, so the cost is fixed.
     """
     count, width = logits.shape[-1], x.shape[-1]
     probs = logits.softmax(-1)
     chosen, index = probs.topk(top_k, dim=-1)
-    chosen = chosen / chosen.sum(-1, keepdim=True)
+    if top_k > 1:
+        chosen = chosen / chosen.sum(-1, keepdim=True)
     assigned = torch.zeros_like(probs).scatter(-1, index, 1.0)
     weights = torch.zeros_like(probs).scatter(-1, index, chosen)
     queue = assigned.cumsum(1) * assigned
