@@ -17,11 +17,12 @@ $(VENV)/.installed-test: $(VENV)/.installed
 	$(PIP) -e '.[test]'
 	touch $@
 
-# Main job: train the default super-network on digits, search accuracy vs ONNX Runtime latency
-# with LINAS, export the chosen sub-networks. A rerun starts afresh; `hwnas run --resume` continues.
+# Main job: train the elastic transformer as a byte-level language model of Python's standard
+# library, search bits per byte vs ONNX Runtime latency with LINAS, export the chosen
+# sub-networks (README: why this job). A rerun starts afresh; `hwnas run --resume` continues.
 demo: $(VENV)/.installed
 	rm -rf runs/demo
-	$(BIN)/hwnas run --out runs/demo
+	$(BIN)/hwnas run --config examples/lm.yaml --out runs/demo
 
 # Searchers compared on NAS-Bench-201 (cifar10 x Pixel 3) on a small budget.
 bench-demo: $(VENV)/.installed

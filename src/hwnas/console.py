@@ -98,8 +98,10 @@ def print_run(summary: dict, out: Path) -> None:
         table.add_row(mark, entry["key"], *(f"{entry['metrics'][n]:.4g}" for n in names))
     Console().print(table)
     for label, info in summary["exported"].items():
+        test = ", ".join(f"{name} {value:.4g}" for name, value in info["test"].items())
         console.print(
-            f"exported {label}: {out / info['onnx']} (ONNX vs PyTorch {info['max_abs_diff']:.1e})"
+            f"exported {label}: {out / info['onnx']} (ONNX vs PyTorch "
+            f"{info['max_abs_diff']:.1e}; test split: {test})"
         )
     times = ", ".join(f"{k} {v:.1f}s" for k, v in summary["time_seconds"].items())
     console.print(f"time: {times}")

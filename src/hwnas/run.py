@@ -148,7 +148,9 @@ def front_of(
     return [e for e, on in zip(feasible, mask, strict=True) if on]
 
 
-def _evaluators(config: RunConfig, task: Task, model: Family) -> dict[str, Evaluator]:
+def _evaluators(
+    config: RunConfig, task: Task, model: Family, calibration: torch.Tensor
+) -> dict[str, Evaluator]:
     """Every registered evaluator for this run. Accuracy and latency look at the same arch
     back to back, so the extracted sub-network is cached for one arch."""
     context = EvaluationContext(
@@ -156,7 +158,7 @@ def _evaluators(config: RunConfig, task: Task, model: Family) -> dict[str, Evalu
         model=model,
         family=config.supernet.name,
         build=functools.lru_cache(maxsize=1)(model.extract),
-        calibration=task.calibration_inputs(config.search.calibration_images, config.seed),
+        calibration=calibration,
         latency_source=config.latency.source,
         latency=config.latency.settings(),
     )
@@ -235,7 +237,8 @@ def run_job(
     started = time.perf_counter()
     task, model = prepare(config)
     trainer = _trainer(config, task, model)
-    evaluators = _evaluators(config, task, model)
+    calibration = task.calibration_inputs(config.search.calibration_images, config.seed)
+    evaluators = _evaluators(config, task, model, calibration)
     latency = evaluators["latency"]
     try:
         searcher = make_searcher(
@@ -261,7 +264,6 @@ def run_job(
     if not front:
         raise HwnasError("no evaluated sub-network meets the constraints; relax search.constraints")
     chosen = _chosen(plan, front)
-    calibration = evaluators["quality"].calibration
     exported = _export(chosen, task, model, calibration, latency, out)
     timings["export"] = time.perf_counter() - started
 
