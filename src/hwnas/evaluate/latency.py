@@ -20,6 +20,7 @@ from hwnas.families.base import Family
 from hwnas.hardware.measure import comparable, environment, measure
 from hwnas.hardware.profile import Profile, check_fits, load_profile, measure_archs, same_device
 from hwnas.hardware.settings import LatencySettings
+from hwnas.metrics import Metric
 from hwnas.progress import SilentProgress
 from hwnas.space import Arch
 
@@ -27,7 +28,12 @@ from hwnas.space import Arch
 class MeasuredLatency:
     """Measures the standalone sub-network that ``build`` returns for an arch."""
 
-    metrics = ("latency_ms", "latency_iqr_ms", "latency_runs")
+    described = (
+        Metric("latency_ms", "ms", "median latency measured here"),
+        Metric("latency_iqr_ms", "ms", "interquartile range of the timed runs"),
+        Metric("latency_runs", "runs", "timed runs behind the median", integer=True),
+    )
+    metrics = tuple(m.name for m in described)
 
     def __init__(
         self,
@@ -59,7 +65,11 @@ class MeasuredLatency:
 class ProfiledLatency:
     """Latency on a profiled device, with no access to it: microseconds per arch."""
 
-    metrics = ("latency_ms", "latency_table_ms")
+    described = (
+        Metric("latency_ms", "ms", "latency on the profiled device, predicted"),
+        Metric("latency_table_ms", "ms", "sum of the profile's per-layer lookup table"),
+    )
+    metrics = tuple(m.name for m in described)
 
     def __init__(self, profile: Profile, model: Family, source: str = "profile") -> None:
         self.profile = profile
@@ -104,9 +114,9 @@ class Latency:
     """The registry's latency entry: measured here, or estimated from a device profile."""
 
     @staticmethod
-    def metric_names(plan: EvaluationPlan) -> tuple[str, ...]:
+    def describe(plan: EvaluationPlan) -> tuple[Metric, ...]:
         measured = plan.latency_source == "measured"
-        return (MeasuredLatency if measured else ProfiledLatency).metrics
+        return (MeasuredLatency if measured else ProfiledLatency).described
 
     @staticmethod
     def create(context: EvaluationContext) -> MeasuredLatency | ProfiledLatency:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from hwnas.evaluate.context import EvaluationContext, EvaluationPlan
 from hwnas.families.base import Family
 from hwnas.families.memory import peak_live
+from hwnas.metrics import Metric
 from hwnas.space import Arch
 
 
@@ -12,14 +13,18 @@ class MemoryEvaluator:
     """Analytic, like ``CostEvaluator``: the peak of live tensors over the family's op
     schedule (fp32, batch 1) and its int8 weight bytes."""
 
-    metrics = ("peak_memory_kb", "size_int8_bytes")
+    described = (
+        Metric("peak_memory_kb", "KiB", "peak of live fp32 activations, batch 1"),
+        Metric("size_int8_bytes", "bytes", "weights at one byte per parameter", integer=True),
+    )
+    metrics = tuple(m.name for m in described)
 
     def __init__(self, family: Family) -> None:
         self.family = family
 
     @classmethod
-    def metric_names(cls, plan: EvaluationPlan) -> tuple[str, ...]:
-        return cls.metrics
+    def describe(cls, plan: EvaluationPlan) -> tuple[Metric, ...]:
+        return cls.described
 
     @classmethod
     def create(cls, context: EvaluationContext) -> MemoryEvaluator:

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from hwnas.evaluate.context import EvaluationContext, EvaluationPlan
+from hwnas.metrics import Metric
 from hwnas.space import Arch
 from hwnas.tasks.base import Task
 
@@ -41,10 +42,10 @@ class QualityEvaluator:
         self.build = build
         self.calibration = calibration
         self.task = task
-        self.metrics = task.quality_metrics
+        self.metrics = tuple(m.name for m in task.quality_metrics)
 
     @staticmethod
-    def metric_names(plan: EvaluationPlan) -> tuple[str, ...]:
+    def describe(plan: EvaluationPlan) -> tuple[Metric, ...]:
         return plan.task.quality_metrics
 
     @classmethod

@@ -1,6 +1,6 @@
 """Evaluators by name: what a run measures of every sub-network.
 
-Each entry lists the metrics it records from the plan alone (so objectives and constraints
+Each entry describes the metrics it records from the plan alone (so objectives and constraints
 are checked against real names before any work) and makes its evaluator from the context.
 A new evaluator is one file plus one line here.
 """
@@ -16,10 +16,11 @@ from hwnas.evaluate.cost import CostEvaluator
 from hwnas.evaluate.latency import Latency
 from hwnas.evaluate.memory import MemoryEvaluator
 from hwnas.evaluate.quality import QualityEvaluator
+from hwnas.metrics import Metric
 
 
 class EvaluatorEntry(Protocol):
-    def metric_names(self, plan: EvaluationPlan) -> tuple[str, ...]: ...
+    def describe(self, plan: EvaluationPlan) -> tuple[Metric, ...]: ...
     def create(self, context: EvaluationContext) -> Evaluator: ...
 
 
@@ -31,9 +32,13 @@ EVALUATORS: dict[str, EvaluatorEntry] = {
 }
 
 
+def describe_metrics(plan: EvaluationPlan) -> dict[str, Metric]:
+    """Every metric a run records, by name: the names objectives and constraints may use."""
+    return {m.name: m for entry in EVALUATORS.values() for m in entry.describe(plan)}
+
+
 def metric_names(plan: EvaluationPlan) -> tuple[str, ...]:
-    """Every metric a run records: the names objectives and constraints may use."""
-    return tuple(name for entry in EVALUATORS.values() for name in entry.metric_names(plan))
+    return tuple(describe_metrics(plan))
 
 
 def build_evaluator(context: EvaluationContext) -> Combined:

@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hwnas.metrics import Metric
+
 Split = Literal["train", "val", "test"]
 
 
@@ -74,12 +76,13 @@ class Task(Protocol):
     - ``loss`` on the teacher's outputs, ``distillation_loss`` on every student's: each step.
     - ``calibration_inputs``: once before the search (batch-norm recalibration, quantisation).
     - ``quality``: once per evaluated sub-network on ``val``; on ``test`` for exported ones.
-      It returns exactly ``quality_metrics``, which objectives and constraints may name.
+      It returns exactly the metrics named in ``quality_metrics``, which objectives and
+      constraints may name.
     """
 
     name: str
     spec: TaskSpec
-    quality_metrics: ClassVar[tuple[str, ...]]
+    quality_metrics: ClassVar[tuple[Metric, ...]]
     default_objective: ClassVar[str]  # e.g. "accuracy:max": what a run optimises by default
     default_label_smoothing: ClassVar[float]
 

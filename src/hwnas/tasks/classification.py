@@ -11,13 +11,14 @@ from torch import nn
 
 from hwnas.data.calibration import calibration_subset
 from hwnas.data.image_data import ImageData
+from hwnas.metrics import Metric
 from hwnas.tasks.base import InputSpec, PredictsLastDim, Split, TaskSpec
 
 
 class ImageClassification(PredictsLastDim):
     """Class logits ``(batch, classes)`` from normalised images; quality is top-1 (%)."""
 
-    quality_metrics = ("accuracy",)
+    quality_metrics = (Metric("accuracy", "%", "top-1 accuracy"),)
     default_objective = "accuracy:max"
     default_label_smoothing = 0.1
 

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hwnas.data.text import TextData
+from hwnas.metrics import Metric
 from hwnas.tasks.base import InputSpec, PredictsLastDim, Split, TaskSpec
 
 VOCABULARY = 256
@@ -27,7 +28,10 @@ _CALIBRATION_STREAM = 0xCA1  # keeps the calibration draw apart from anything el
 class ByteLanguageModel(PredictsLastDim):
     """Inputs: ``context`` byte ids; targets: the same window shifted by one byte."""
 
-    quality_metrics = ("bits_per_byte", "next_byte_accuracy")
+    quality_metrics = (
+        Metric("bits_per_byte", "bits/byte", "cross-entropy of the next byte, in bits"),
+        Metric("next_byte_accuracy", "%", "share of next bytes predicted top-1"),
+    )
     default_objective = "bits_per_byte:min"
     default_label_smoothing = 0.0
 
