@@ -88,6 +88,14 @@ def test_contract_basics(model):
         model.set_active({**teacher.to_dict(), space.names[0]: "no such option"})
 
 
+def test_labels_are_short_and_tell_archs_apart(model):
+    archs = archs_of(model, n=20)
+    labels = [model.label(a) for a in archs]
+    assert all(0 < len(label) <= 60 for label in labels), labels
+    assert model.label(model.teacher_arch()) != model.label(model.smallest_arch())
+    assert len(set(labels)) >= len(archs) // 2
+
+
 def test_extracted_subnets_match_the_supernet(model):
     x = model.example_input(3, torch.Generator().manual_seed(0))
     worst = 0.0

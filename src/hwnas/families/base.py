@@ -13,6 +13,7 @@ Hooks, grouped by who calls them and when:
 - Training (``SandwichTrainer``, every step): ``set_active`` then ``forward`` (``__call__``);
   ``auxiliary_loss`` after each forward; ``teacher_arch`` and ``smallest_arch`` bound every
   sandwich step; ``phases`` and ``sort_by_importance`` drive progressive shrinking.
+- Reporting (run results, reports): ``label``, a short readable name of an arch.
 - Evaluating (evaluators, per arch): ``extract`` (a plain module with copied weights, same
   outputs), ``cost``, ``op_schedule`` and ``weight_bytes``, all analytic except ``extract``.
 - Timing and export (hardware, export): ``input_spec``/``example_input``; the latency
@@ -139,6 +140,11 @@ class Family(Protocol):
     @abstractmethod
     def smallest_arch(self) -> Arch:
         """The lower end of the sandwich: trained every step so the small end stays good."""
+
+    @abstractmethod
+    def label(self, arch: ArchLike) -> str:
+        """A short name for ``arch`` that a person can read in a table or a plot (its key
+        runs to hundreds of characters); it need not be unique, the key is."""
 
     @abstractmethod
     def phases(self) -> Sequence[Phase]:

@@ -180,6 +180,17 @@ class ElasticMobileNet(nn.Module, Family):
     def smallest_arch(self) -> Arch:
         return self._space.make({c.name: c.options[0] for c in self._space.choices})
 
+    def label(self, arch: ArchLike) -> str:
+        """Resolution, depth per stage, mean kernel and expand ratio: ``r32 d3-1-4-2 k5.2
+        e3.1``."""
+        values = self.canonical(arch).to_dict()
+        depths = [v for n, v in values.items() if n.endswith(".depth")]
+        kernels = [v for n, v in values.items() if n.endswith(".kernel") and v is not None]
+        expands = [v for n, v in values.items() if n.endswith(".expand") and v is not None]
+        resolution = values.get("resolution", self.config.input_size)
+        kernel, expand = sum(kernels) / len(kernels), sum(expands) / len(expands)
+        return f"r{resolution} d{'-'.join(map(str, depths))} k{kernel:.1f} e{expand:.1f}"
+
     def phases(self) -> tuple[Phase, ...]:
         """Once-for-All's order: the full network, then elastic kernel, depth, and last the
         expand ratio (with resolution), for which hidden channels are sorted first."""

@@ -244,6 +244,18 @@ class ElasticTransformer(nn.Module, Family):
     def smallest_arch(self) -> Arch:
         return self._extreme(0)
 
+    def label(self, arch: ArchLike) -> str:
+        """Depth, width and how many layers run each operator: ``d4 w96 softmax2 sigmoid2
+        mlp1 moe3``."""
+        values = self.canonical(arch).to_dict()
+        counts: dict[str, int] = {}
+        for kind in ("attention", "ffn"):
+            for name, value in values.items():
+                if name.endswith(f".{kind}") and value is not None:
+                    counts[str(value)] = counts.get(str(value), 0) + 1
+        operators = " ".join(f"{op}{n}" for op, n in counts.items())
+        return f"d{values['depth']} w{values['width']} {operators}"
+
     def phases(self) -> tuple[Phase, ...]:
         """The full network; then the operators open; then depth; last every size, with
         heads and neurons sorted by importance first."""
