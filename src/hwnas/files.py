@@ -14,13 +14,22 @@ from pathlib import Path
 from hwnas.errors import HwnasError
 
 
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
 def write_atomic(path: Path, data: bytes | str) -> None:
+    """Results are read by others (a deployment, a web server): the file gets the mode a
+    plain ``open`` would give it (0644 under the usual umask), not the temporary file's 0600."""
     payload = data.encode() if isinstance(data, str) else data
     fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(payload)
             handle.flush()
+            os.fchmod(handle.fileno(), 0o666 & ~_umask())
             os.fsync(handle.fileno())
         os.replace(temporary, path)
     except BaseException:
