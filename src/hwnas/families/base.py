@@ -16,7 +16,8 @@ Hooks, grouped by who calls them and when:
 - Reporting (run results, reports): ``label``, a short readable name of an arch.
 - Evaluating (evaluators, per arch): ``extract`` (a plain module with copied weights, same
   outputs), ``cost``, ``op_schedule`` and ``weight_bytes``, all analytic except ``extract``.
-- Timing and export (hardware, export): ``input_spec``/``example_input``; the latency
+- Timing and export (hardware, export): ``input_spec``/``example_input``, and
+  ``deployed_shape``/``deployed_input`` for an exported arch's own input size; the latency
   lookup table's ``layer_catalogue``, ``layer_schedule``, ``layer_module`` (one per
   catalogue entry) and ``layer_modules`` (one arch, layer by layer).
 
@@ -202,6 +203,20 @@ class Family(Protocol):
     ) -> torch.Tensor:
         """Random valid inputs for export checks and latency timing."""
         return self.input_spec().example(batch_size, generator)
+
+    def deployed_input(
+        self, arch: ArchLike, batch_size: int = 1, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """Random inputs of the shape ``arch`` itself runs at, which is what its exported
+        model takes: a family whose archs choose their input size (an elastic resolution)
+        overrides ``deployed_shape``, so no resize hides inside a deployed graph."""
+        spec = self.input_spec()
+        shape = self.deployed_shape(arch)
+        return InputSpec(spec.kind, shape, spec.vocab_size).example(batch_size, generator)
+
+    def deployed_shape(self, arch: ArchLike) -> tuple[int, ...]:
+        """One input's shape for ``arch`` (batch excluded); the task's unless overridden."""
+        return self.input_spec().shape
 
     def canonical(self, arch: ArchLike) -> Arch:
         """Validate ``arch`` against this network's space and return its canonical form."""

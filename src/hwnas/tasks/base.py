@@ -76,6 +76,8 @@ class Task(Protocol):
     - ``loss`` on the teacher's outputs, ``distillation_loss`` on every student's: each step.
     - ``calibration_inputs``: once before the search (batch-norm recalibration, quantisation).
     - ``quality``: once per evaluated sub-network on ``val``; on ``test`` for exported ones.
+    - ``split_sizes`` and ``preprocessing``: once, for the summary, the report and the
+      metadata of exported models (what a deployer must do to feed one).
       It returns exactly the metrics named in ``quality_metrics``, which objectives and
       constraints may name.
     """
@@ -107,6 +109,16 @@ class Task(Protocol):
     def calibration_inputs(self, n: int, seed: int) -> torch.Tensor: ...
 
     def quality(self, module: nn.Module, split: Split = "val") -> dict[str, float]: ...
+
+    def split_sizes(self) -> dict[str, dict[str, Any]]:
+        """Per split: ``size`` and its ``unit`` (images, bytes), and for the splits quality is
+        measured on, how much of it that is (``evaluated``), so a reader can judge a gap."""
+        ...
+
+    def preprocessing(self) -> dict[str, Any]:
+        """How raw data becomes the model's input, as JSON: normalisation, sizes, vocabulary,
+        class names; exported models carry it."""
+        ...
 
 
 class PredictsLastDim:

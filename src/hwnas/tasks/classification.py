@@ -29,6 +29,18 @@ class ImageClassification(PredictsLastDim):
             "classification", InputSpec("image", data.input_shape), data.num_classes
         )
 
+    def split_sizes(self) -> dict[str, dict[str, Any]]:
+        return {name: {"size": len(getattr(self.data, name)), "unit": "images"}
+                for name in ("train", "val", "test")}  # fmt: skip
+
+    def preprocessing(self) -> dict[str, Any]:
+        """Pixels scaled to [0, 1], resized bilinearly to the data set's size (then, by the
+        user, to an exported model's own resolution), minus ``mean``, over ``std``."""
+        data = self.data
+        return {"input": "image", "layout": "NCHW", "dtype": "float32", "pixel_range": [0, 1],
+                "resize": "bilinear", "image_size": data.image_size, "mean": list(data.mean),
+                "std": list(data.std), "class_names": list(data.class_names)}  # fmt: skip
+
     def identity(self) -> dict[str, Any]:
         return {"task": "classification", "data": self.name, "input": list(self.spec.input.shape)}
 

@@ -47,6 +47,29 @@ class ByteLanguageModel(PredictsLastDim):
         return {"task": "language-model", "data": self.name, "context": self.context,
                 "corpus": self.data.fingerprint}  # fmt: skip
 
+    def split_sizes(self) -> dict[str, dict[str, Any]]:
+        files = self.data.files
+        sizes = {}
+        for name in ("train", "val", "test"):
+            sizes[name] = {"size": len(self.data.split(name)), "unit": "bytes",
+                           "files": files.get(name, 0)}  # fmt: skip
+            if name != "train":
+                windows = len(self._eval_starts(name))
+                sizes[name]["evaluated"] = f"{windows} windows of {self.context} bytes"
+        return sizes
+
+    def preprocessing(self) -> dict[str, Any]:
+        """Raw bytes are the tokens: no tokenizer, ``context`` of them per input; the output
+        is next-byte logits at every position."""
+        return {
+            "input": "tokens",
+            "dtype": "int64",
+            "vocabulary": "bytes 0-255",
+            "vocab_size": VOCABULARY,
+            "context": self.context,
+            "output": "logits (batch, context, 256): the next byte at every position",
+        }
+
     def _windows(self, split: Split, starts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         offsets = starts[:, None] + torch.arange(self.context + 1)
         window = self.data.split(split)[offsets].long()

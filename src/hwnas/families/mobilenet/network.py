@@ -187,9 +187,14 @@ class ElasticMobileNet(nn.Module, Family):
         depths = [v for n, v in values.items() if n.endswith(".depth")]
         kernels = [v for n, v in values.items() if n.endswith(".kernel") and v is not None]
         expands = [v for n, v in values.items() if n.endswith(".expand") and v is not None]
-        resolution = values.get("resolution", self.config.input_size)
+        resolution = values["resolution"]
         kernel, expand = sum(kernels) / len(kernels), sum(expands) / len(expands)
         return f"r{resolution} d{'-'.join(map(str, depths))} k{kernel:.1f} e{expand:.1f}"
+
+    def deployed_shape(self, arch: ArchLike) -> tuple[int, int, int]:
+        """The arch's own resolution: fed at it, the sub-network skips its input resize."""
+        resolution = self.canonical(arch).to_dict()["resolution"]
+        return self.config.in_channels, resolution, resolution
 
     def phases(self) -> tuple[Phase, ...]:
         """Once-for-All's order: the full network, then elastic kernel, depth, and last the
