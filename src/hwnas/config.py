@@ -208,8 +208,11 @@ def with_overrides(config: RunConfig, changes: dict[str, Any]) -> RunConfig:
     validated again, so an option is held to the same rules as the file."""
     raw = config.model_dump(mode="json")
     for dotted, value in changes.items():
-        section, _, key = dotted.partition(".")
-        raw[section][key] = value
+        *sections, key = dotted.split(".")
+        target = raw
+        for section in sections:
+            target = target[section]
+        target[key] = value
     try:
         return validated(raw)
     except HwnasError as exc:
