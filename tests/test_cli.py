@@ -28,7 +28,7 @@ def test_missing_file(tmp_path):
 @pytest.mark.parametrize("spec", ["acc", "acc:best", "acc:max<=3", ":min"])
 def test_malformed_objective(spec, tmp_path):
     path = write_csv(tmp_path / "t.csv", toy_rows())
-    r = cli("bench", "table", path, "--choices", "width,depth", "--objectives", spec)
+    r = cli("bench", "table", path, "--choices", "width,depth", "--objective", spec)
     assert_user_error(r, spec)
 
 
@@ -40,20 +40,20 @@ def test_unknown_searcher_and_column(tmp_path):
         path,
         "--choices",
         "width",
-        "--objectives",
+        "--objective",
         "acc:max",
         "--searchers",
         "random,magic",
     )
     assert_user_error(r, "unknown searcher 'magic'")
-    r = cli("bench", "table", path, "--choices", "size", "--objectives", "acc:max")
+    r = cli("bench", "table", path, "--choices", "size", "--objective", "acc:max")
     assert_user_error(r, "no column 'size'")
 
 
 def test_bad_option_value_is_one_line_exit_2(tmp_path):
     path = write_csv(tmp_path / "t.csv", toy_rows())
     r = cli(
-        "bench", "table", path, "--choices", "width", "--objectives", "acc:max", "--budget", "zero"
+        "bench", "table", path, "--choices", "width", "--objective", "acc:max", "--budget", "zero"
     )
     assert_user_error(r, "--budget")
 
@@ -67,8 +67,10 @@ def test_table_bench_end_to_end(tmp_path):
         path,
         "--choices",
         "width,depth,op,kernel",
-        "--objectives",
-        "acc:max,lat:min",
+        "--objective",
+        "acc:max",
+        "--objective",
+        "lat:min",
         "--searchers",
         "random,nsga2",
         "--seeds",
@@ -82,3 +84,58 @@ def test_table_bench_end_to_end(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary["searchers"]) == {"random", "nsga2"}
     assert summary["true_front"]["size"] >= 2
+
+
+def test_version_help_and_python_dash_m():
+    import subprocess
+    import sys
+
+    from hwnas import __version__
+
+    r = cli("--version")
+    assert r.returncode == 0 and r.stdout.strip() == f"hwnas {__version__}"
+    r = cli("-h")
+    assert r.returncode == 0 and "Examples:" in r.stdout and "profile" in r.stdout
+    r = cli("run", "-h")
+    assert r.returncode == 0 and all(o in r.stdout for o in ("--searcher", "--budget", "--seed"))
+    r = subprocess.run([sys.executable, "-m", "hwnas", "--version"], capture_output=True,
+                       text=True, check=False)  # fmt: skip
+    assert r.returncode == 0 and __version__ in r.stdout
+
+
+def test_config_show_prints_every_setting_and_reads_back(tmp_path):
+    import yaml
+
+    from hwnas.config import RunConfig, load_config
+
+    r = cli("config", "show")
+    assert r.returncode == 0
+    shown = yaml.safe_load(r.stdout)
+    assert shown == RunConfig().model_dump(mode="json")
+    path = tmp_path / "c.yaml"
+    path.write_text("seed: 3\ntrain: {epochs: 2}\n")
+    merged = yaml.safe_load(cli("config", "show", "--config", path).stdout)
+    assert merged["seed"] == 3 and merged["train"]["epochs"] == 2
+    assert merged["search"] == shown["search"]
+    (tmp_path / "round.yaml").write_text(r.stdout)
+    assert load_config(tmp_path / "round.yaml") == RunConfig()
+
+
+def test_metrics_lists_names_with_units():
+    r = cli("metrics", "--data", "python")
+    assert r.returncode == 0
+    assert "bits_per_byte" in r.stdout and "bits/byte" in r.stdout and "latency_ms" in r.stdout
+    assert "accuracy " not in r.stdout.replace("next_byte_accuracy", "")
+
+
+def test_run_options_override_the_config_and_are_validated(tmp_path):
+    out = tmp_path / "o"
+    r = cli("run", "--searcher", "magic", "--out", out)
+    assert_user_error(r, "search.searcher", "magic")
+    r = cli("run", "--seed", "-1", "--out", out)
+    assert_user_error(r, "seed")
+    r = cli("run", "--budget", "0", "--out", out)
+    assert_user_error(r, "search.budget")
+    r = cli("run", "--objective", "nope:max", "--out", out)
+    assert_user_error(r, "nope", "latency_ms")  # the error lists the metric names
+    assert not out.exists()

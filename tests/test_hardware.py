@@ -165,7 +165,7 @@ def test_bad_profiles_fail_with_one_line(profile_file, tmp_path, change, fragmen
     raw = json.loads(profile_file[0].read_text())
     path = tmp_path / "bad.json"
     path.write_text(json.dumps(_broken(raw, change)).replace('"NaN"', "NaN"))
-    r = cli("profile", "--check", path, "--out", tmp_path / "chk")
+    r = cli("profile", "check", path, "--out", tmp_path / "chk")
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert fragment in r.stderr and str(path) in r.stderr
     assert not (tmp_path / "chk").exists()

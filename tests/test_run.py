@@ -1,4 +1,7 @@
+import csv
+import hashlib
 import json
+import stat
 import subprocess
 import sys
 
@@ -6,15 +9,19 @@ import pytest
 import torch
 
 from helpers import cli, hwnas, image_spec, kill_when_stored, random_image_task
+from hwnas import __version__ as hwnas_version
 from hwnas.config import RunConfig, TrainConfig, load_config
 from hwnas.errors import HwnasError
 from hwnas.evaluate.quality import recalibrate_batchnorm
-from hwnas.export import export_subnet
+from hwnas.export import export_subnet, read_metadata
 from hwnas.families import build_family
 from hwnas.families.mobilenet.memory import peak_activation_bytes
+from hwnas.hardware.settings import LatencySettings
 from hwnas.run import plan_run
 from hwnas.store import Store
 from hwnas.train import SandwichTrainer, resolve_settings
+
+FAST = LatencySettings(min_runs=3, warmup=1, max_seconds=0.05)
 
 TINY = """
 seed: 0
@@ -126,14 +133,26 @@ def test_training_is_deterministic_for_a_seed():
         assert torch.equal(tensor, states[1][name]), name
 
 
-def test_exported_onnx_matches_pytorch(tmp_path):
+def test_an_exported_mobilenet_takes_its_own_resolution_and_any_batch(tmp_path):
+    import onnx
+    import onnxruntime as ort
+
     model = build_family("mobilenet", None, image_spec()).eval()
-    arch = model.space().sample(__import__("numpy").random.default_rng(0))
+    arch = model.space().make({**model.smallest_arch().to_dict(), "resolution": 24})
     module = model.extract(arch)
     recalibrate_batchnorm(module, torch.randn(32, 3, 32, 32))
-    diff = export_subnet(module, arch, lambda g: model.example_input(1, g), tmp_path / "m.onnx")
-    assert diff <= 1e-4
-    assert json.loads((tmp_path / "m.json").read_text())["key"] == arch.key
+    record = export_subnet(module, lambda n, g: model.deployed_input(arch, n, g),
+                           tmp_path / "m.onnx", {"key": arch.key}, FAST)  # fmt: skip
+    assert record["max_abs_diff"] <= 1e-4 and record["input"]["shape"] == ["batch", 3, 24, 24]
+    graph = onnx.load(str(tmp_path / "m.onnx")).graph
+    assert not [n for n in graph.node if n.op_type == "Resize"]  # no hidden resize
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    x = torch.randn(5, 3, 24, 24)
+    with torch.no_grad():
+        expected = module(x).numpy()
+    assert abs(session.run(None, {"input": x.numpy()})[0] - expected).max() <= 1e-4
+    assert read_metadata(tmp_path / "m.onnx") == {"key": arch.key, "input": record["input"]}
+    assert json.loads((tmp_path / "m.json").read_text())["sha256"] == record["sha256"]
 
 
 def test_run_end_to_end_and_resume_after_kill(tmp_path):
@@ -160,10 +179,34 @@ def test_run_end_to_end_and_resume_after_kill(tmp_path):
     assert summary["front"] and summary["knee"] in {f["key"] for f in summary["front"]}
     assert summary["latency"]["source"] == "measured" and summary["latency"]["device"]["cpu"]
     assert all(f["metrics"]["latency_runs"] >= 3 for f in summary["front"])
+    assert summary["command"].startswith("hwnas run --config") and summary["seed"] == 0
+    assert summary["hwnas_version"] == hwnas_version and summary["created"].endswith("Z")
+    assert {s: v["unit"] for s, v in summary["splits"].items()} == dict.fromkeys(
+        ("train", "val", "test"), "images"
+    )
+    assert summary["metrics"]["accuracy"]["split"] == "val"
+    accuracies = [f["metrics"]["accuracy"] for f in summary["front"]]
+    assert accuracies == sorted(accuracies, reverse=True)  # best first objective first
     for label in ("knee", "most_accurate", "fastest"):
-        assert (out / "models" / f"{label}.onnx").stat().st_size > 0
-        assert summary["exported"][label]["max_abs_diff"] <= 1e-4
-    assert (out / "front.csv").read_text().count("\n") == len(summary["front"]) + 1
+        info = summary["exported"][label]
+        path = out / info["onnx"]
+        assert info["max_abs_diff"] <= 1e-4 and info["exported_latency_ms"] > 0
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == info["sha256"]
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644
+        resolution = next(f for f in summary["front"] if f["key"] == info["key"])["arch"][
+            "resolution"
+        ]
+        assert info["input"]["shape"] == ["batch", 1, resolution, resolution]
+        meta = read_metadata(path)
+        assert meta["key"] == info["key"] and meta["test_metrics"] == info["test"]
+        assert meta["preprocessing"]["class_names"] == [str(d) for d in range(10)]
+        assert len(meta["preprocessing"]["mean"]) == len(meta["preprocessing"]["std"]) == 1
+        assert json.loads((out / info["json"]).read_text())["sha256"] == info["sha256"]
+    rows = list(csv.DictReader((out / "front.csv").open()))
+    assert [r["key"] for r in rows] == [f["key"] for f in summary["front"]]
+    assert [r["knee"] for r in rows].count("1") == 1
+    assert all(r["macs"].isdigit() and r["params"].isdigit() for r in rows)
+    assert "knee" in next(r["exported"] for r in rows if r["key"] == summary["knee"])
     assert "plotly" in (out / "report.html").read_text()
 
 
@@ -215,9 +258,10 @@ def test_search_on_a_profile_keeps_to_a_memory_constraint(tmp_path):
     never enter the front; exported models are timed here next to the profile's estimate."""
     config = tiny_config(tmp_path, budget=12)
     profile = tmp_path / "device.json"
-    r = hwnas("profile", "--config", config, "--out", profile, "--samples", 12, "--rounds", 1)
+    r = hwnas("profile", "create", "--config", config, "--out", profile, "--samples", 12,
+              "--rounds", 1)  # fmt: skip
     assert r.returncode == 0, r.stderr
-    r = cli("profile", "--config", config, "--out", profile)
+    r = cli("profile", "create", "--config", config, "--out", profile)
     assert r.returncode == 2 and "already exists" in r.stderr
 
     model = build_family("mobilenet", yaml_overrides(config), image_spec(1, 10))
@@ -281,7 +325,9 @@ def test_the_transformer_on_digits_is_a_vision_transformer_run_end_to_end(tmp_pa
     for info in summary["exported"].values():
         assert info["max_abs_diff"] <= 1e-4 and 0 <= info["test"]["accuracy"] <= 100
     description = json.loads((tmp_path / "vit" / "models" / "knee.json").read_text())
-    assert description["input_shape"] == [1, 1, 32, 32] and description["input_dtype"] == "float32"
+    assert description["input"] == {"name": "input", "shape": ["batch", 1, 32, 32],
+                                    "dtype": "float32"}  # fmt: skip
+    assert summary["command"] == "python: hwnas.run.run_job"
 
 
 def test_language_model_run_end_to_end(tmp_path):
@@ -317,6 +363,8 @@ latency: {{min_runs: 3, warmup: 1, max_seconds: 0.05}}
         info = summary["exported"][label]
         assert info["max_abs_diff"] <= 1e-4 and info["test"]["bits_per_byte"] > 0
         description = json.loads((out / "models" / f"{label}.json").read_text())
-        assert description["input_shape"] == [1, 16] and description["input_dtype"] == "int64"
+        assert description["input"]["shape"] == ["batch", 16]
+        assert description["preprocessing"]["vocab_size"] == 256
+    assert summary["splits"]["val"]["evaluated"] == "8 windows of 16 bytes"
     with Store(out / "run.sqlite") as store:
         assert len(store.evaluations("main")) == 6

@@ -5,17 +5,75 @@ Every user error becomes one line on stderr and exit code 2.
 
 from __future__ import annotations
 
+import shlex
 import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from hwnas import __version__
 from hwnas.errors import HwnasError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False)
+HELP = """Hardware-aware neural architecture search: train one elastic super-network,
+search its sub-networks for quality against measured latency (and any other metric),
+export the chosen ones as ONNX models with a report.
+
+\b
+Examples:
+  hwnas run --config examples/lm.yaml --out runs/demo   # the demo job
+  hwnas run --searcher nsga2 --budget 200 --seed 1 --out runs/digits
+  hwnas run --objective accuracy:max --objective peak_memory_kb:min \\
+            --constraint 'latency_ms <= 2'
+  hwnas config show > my.yaml           # every setting, with its default
+  hwnas metrics --data python           # the names objectives may use
+  hwnas profile create --out pi4.json   # on the device; then anywhere:
+  hwnas run --latency profile:pi4.json
+  hwnas profile check pi4.json --out check/
+  hwnas bench nb201 --data nb201_acc_latency.csv.gz --device pixel3
+"""
+
+CONTEXT = {"help_option_names": ["-h", "--help"]}
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings=CONTEXT,
+    help=HELP,
+    rich_markup_mode=None,
+)
 bench_app = typer.Typer(no_args_is_help=True, help="Compare searchers on tabular benchmarks.")
 app.add_typer(bench_app, name="bench")
+profile_app = typer.Typer(
+    no_args_is_help=True,
+    help="Device profiles: a per-layer latency table and a predictor, usable anywhere with "
+    "hwnas run --latency profile:FILE.",
+)
+app.add_typer(profile_app, name="profile")
+config_app = typer.Typer(no_args_is_help=True, help="Run configs.")
+app.add_typer(config_app, name="config")
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"hwnas {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """Hardware-aware neural architecture search (``hwnas -h`` lists the commands)."""
+
+
+def _command_line(ctx: typer.Context) -> str | None:
+    """How this run was started (``main`` records it), for its summary and report."""
+    return (ctx.obj or {}).get("command")
+
 
 Searchers = Annotated[
     str,
@@ -85,7 +143,9 @@ def bench_nb201(
 def bench_table(
     file: Annotated[Path, typer.Argument(help="CSV (optionally .gz) with one row per arch.")],
     choices: Annotated[str, typer.Option(help="Comma-separated choice columns.")],
-    objectives: Annotated[str, typer.Option(help="Comma-separated NAME:min|max, e.g. acc:max.")],
+    objective: Annotated[
+        list[str], typer.Option(help="NAME:min|max for a column, repeatable, e.g. acc:max.")
+    ],
     searchers: Searchers = "random,nsga2,linas",
     seeds: Seeds = 10,
     budget: Budget = 500,
@@ -95,7 +155,7 @@ def bench_table(
     from hwnas.benchmarks.table import TableBenchmark
     from hwnas.pareto import Objective
 
-    parsed = [Objective.parse(spec) for spec in _split(objectives, "objectives")]
+    parsed = [Objective.parse(spec) for spec in objective]
     _searchers(searchers)
     bench = TableBenchmark.from_csv(file, _split(choices, "choices"), [o.name for o in parsed])
     _compare(bench, parsed, searchers, seeds, budget, out)
@@ -104,83 +164,63 @@ def bench_table(
 ConfigFile = Annotated[
     Path | None, typer.Option("--config", help="YAML config; omitted keys keep their defaults.")
 ]
+ObjectiveOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--objective",
+        help="NAME:min|max[<=|>=LIMIT], repeatable; replaces the config's objectives. "
+        "hwnas metrics lists the names.",
+    ),
+]
+ConstraintOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--constraint", help="'NAME <= LIMIT' or '>=', on any metric; repeatable; replaces."
+    ),
+]
+
+
+def _settings(config: Path | None, changes: dict[str, Any]):
+    """The config file with command-line options laid over it (validated again)."""
+    from hwnas.config import load_config, with_overrides
+
+    return with_overrides(load_config(config), {k: v for k, v in changes.items() if v is not None})
 
 
 @app.command("run")
 def run_command(
+    ctx: typer.Context,
     config: ConfigFile = None,
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("runs/main"),
     resume: Annotated[bool, typer.Option(help="Continue a killed run from its store.")] = False,
+    searcher: Annotated[
+        str | None, typer.Option(help="linas, nsga2, evolution, random, optuna-tpe, ...")
+    ] = None,
+    budget: Annotated[int | None, typer.Option(help="Sub-networks to evaluate.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of everything random.")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Super-network training epochs.")] = None,
     latency: Annotated[
         str | None,
-        typer.Option(help="measured, or profile:FILE (a profile from hwnas profile)."),
+        typer.Option(help="measured, or profile:FILE (a profile from hwnas profile create)."),
     ] = None,
-    objective: Annotated[
-        list[str] | None,
-        typer.Option(help="NAME:min|max, repeatable; replaces the config's objectives."),
-    ] = None,
-    constraint: Annotated[
-        list[str] | None,
-        typer.Option(help="'NAME <= LIMIT' or '>=', on any metric; repeatable; replaces."),
-    ] = None,
+    objective: ObjectiveOption = None,
+    constraint: ConstraintOption = None,
 ) -> None:
-    """The main job: train the super-network, search it, export the chosen sub-networks."""
-    from hwnas.config import load_config, with_overrides
+    """The main job: train the super-network, search it, export the chosen sub-networks.
+
+    Writes OUT/summary.json, front.csv, report.html, models/*.onnx (+ .json) and run.sqlite.
+    """
     from hwnas.console import RichProgress, print_run
     from hwnas.run import run_job
 
-    changes = {
-        key: value
-        for key, value in (
-            ("latency.source", latency),
-            ("search.objectives", objective),
-            ("search.constraints", constraint),
-        )
-        if value is not None
-    }
-    settings = with_overrides(load_config(config), changes)
+    settings = _settings(config, {
+        "search.searcher": searcher, "search.budget": budget, "seed": seed,
+        "train.epochs": epochs, "latency.source": latency, "search.objectives": objective,
+        "search.constraints": constraint,
+    })  # fmt: skip
     with RichProgress() as progress:
-        summary = run_job(settings, out, resume=resume, progress=progress)
+        summary = run_job(settings, out, resume, progress, command=_command_line(ctx))
     print_run(summary, out)
-
-
-@app.command("profile")
-def profile_command(
-    out: Annotated[
-        Path, typer.Option(help="Profile to write (PROFILE.json); with --check, a folder.")
-    ],
-    config: ConfigFile = None,
-    check: Annotated[
-        Path | None,
-        typer.Option(help="Measure fresh sub-networks here and score this profile on them."),
-    ] = None,
-    samples: Annotated[
-        int, typer.Option(min=10, help="Sub-networks measured to fit (or with --check, to test).")
-    ] = 200,
-    rounds: Annotated[
-        int, typer.Option(min=1, help="Interleaved timing rounds per layer and sub-network.")
-    ] = 5,
-) -> None:
-    """Profile this machine for the configured super-network: a per-layer latency lookup
-    table and a predictor, in one JSON file usable anywhere with --latency profile:FILE."""
-    from hwnas.console import RichProgress, print_profile
-
-    if check is not None:
-        if config is not None:
-            raise HwnasError("--check takes the space from the profile; drop --config")
-        from hwnas.profiling import check_job
-
-        with RichProgress() as progress:
-            result = check_job(check, samples, out, rounds, progress=progress)
-        print_profile(result, out / "check.json")
-        return
-    from hwnas.config import load_config
-    from hwnas.profiling import profile_job
-
-    settings = load_config(config)
-    with RichProgress() as progress:
-        result = profile_job(settings, out, samples, rounds, progress)
-    print_profile({**result, **result["validation"]}, out)
 
 
 @app.command("train")
@@ -188,13 +228,15 @@ def train_command(
     config: ConfigFile = None,
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("runs/main"),
     resume: Annotated[bool, typer.Option(help="Continue from the checkpoint.")] = False,
+    seed: Annotated[int | None, typer.Option(help="Seed of everything random.")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Training epochs.")] = None,
 ) -> None:
-    """Train the configured super-network only (sandwich rule, in-place distillation)."""
-    from hwnas.config import load_config
+    """Train the configured super-network only (sandwich rule, in-place distillation);
+    hwnas run --out on the same folder then searches it without training again."""
     from hwnas.console import RichProgress, console
     from hwnas.run import train_job
 
-    settings = load_config(config)
+    settings = _settings(config, {"seed": seed, "train.epochs": epochs})
     with RichProgress() as progress:
         result = train_job(settings, out, resume=resume, progress=progress)
     last = result["training"][-1] if result["training"] else {}
@@ -208,10 +250,82 @@ def train_command(
     )
 
 
+Samples = Annotated[
+    int,
+    typer.Option(min=10, max=100_000, help="Sub-networks measured (to fit, or to check)."),
+]
+Rounds = Annotated[
+    int, typer.Option(min=1, max=100, help="Interleaved timing rounds per layer and arch.")
+]
+
+
+@profile_app.command("create")
+def profile_create(
+    out: Annotated[Path, typer.Option(help="Profile to write (PROFILE.json).")],
+    config: ConfigFile = None,
+    samples: Samples = 200,
+    rounds: Rounds = 5,
+) -> None:
+    """Profile this machine for the configured super-network: time every layer it can run
+    and fit a predictor on measured sub-networks, into one JSON file."""
+    from hwnas.config import load_config
+    from hwnas.console import RichProgress, print_profile
+    from hwnas.profiling import profile_job
+
+    settings = load_config(config)
+    with RichProgress() as progress:
+        result = profile_job(settings, out, samples, rounds, progress)
+    print_profile({**result, **result["validation"]}, out)
+
+
+@profile_app.command("check")
+def profile_check(
+    profile: Annotated[Path, typer.Argument(help="A profile from hwnas profile create.")],
+    out: Annotated[Path, typer.Option(help="Folder for check.json.")],
+    samples: Samples = 200,
+    rounds: Rounds = 5,
+) -> None:
+    """Measure fresh sub-networks here and score the profile's estimates on them (the
+    space comes from the profile)."""
+    from hwnas.console import RichProgress, print_profile
+    from hwnas.profiling import check_job
+
+    with RichProgress() as progress:
+        result = check_job(profile, samples, out, rounds, progress=progress)
+    print_profile(result, out / "check.json")
+
+
+@config_app.command("show")
+def config_show(config: ConfigFile = None) -> None:
+    """Print every setting as YAML: the defaults, or FILE's values laid over them."""
+    import yaml
+
+    from hwnas.config import load_config
+
+    raw = load_config(config).model_dump(mode="json")
+    print(yaml.safe_dump(raw, sort_keys=False), end="")
+
+
+@app.command("metrics")
+def metrics_command(
+    data: Annotated[str, typer.Option(help="digits, cifar10, image-folder or python.")] = "digits",
+    latency: Annotated[str, typer.Option(help="measured or profile:FILE.")] = "measured",
+) -> None:
+    """The metrics a run records for a data set: the names objectives and constraints use."""
+    from hwnas.config import validated
+    from hwnas.console import print_metrics
+    from hwnas.run import described_metrics
+
+    settings = validated({"data": {"name": data}, "latency": {"source": latency}})
+    print_metrics(described_metrics(settings))
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: one-line errors and exit code 2 for anything the user can fix."""
     try:
-        app(args=argv, prog_name="hwnas", standalone_mode=False)
+        args = sys.argv[1:] if argv is None else [str(a) for a in argv]
+        command = shlex.join(["hwnas", *args])
+        app(args=args, prog_name="hwnas", standalone_mode=False, obj={"command": command})
     except HwnasError as exc:
         _fail(str(exc))
     except typer.Exit as exc:

@@ -81,31 +81,42 @@ def print_summary(summary: dict, out: Path) -> None:
 
 
 def print_run(summary: dict, out: Path) -> None:
-    """The front, what was exported, and where the time went."""
+    """The front (best first objective first), what was exported, and where the time went."""
     limited = [o["name"] for o in summary["objectives"] + summary["constraints"]]
     names = list(dict.fromkeys([*limited, "macs", "peak_memory_kb"]))  # the rest: front.csv
-    first = summary["objectives"][0]["name"]
+    units = {name: summary["metrics"][name]["unit"] for name in names}
     table = Table(
-        title=f"Pareto front ({len(summary['front'])} of {summary['evaluations']})",
-        caption="* the knee; full arch keys in front.csv",
+        title=f"Pareto front ({len(summary['front'])} of {summary['evaluations']} evaluated)",
+        caption="* the knee; full arch keys in front.csv and report.html",
     )
     table.add_column("", width=1)
-    table.add_column("arch", no_wrap=True, max_width=16)
+    table.add_column("arch")
     for name in names:
-        table.add_column(name, justify="right")
-    for entry in sorted(summary["front"], key=lambda e: e["metrics"][first]):
+        table.add_column(f"{name} ({units[name]})", justify="right")
+    for entry in summary["front"]:
         mark = "*" if entry["key"] == summary["knee"] else ""
-        table.add_row(mark, entry["key"], *(f"{entry['metrics'][n]:.4g}" for n in names))
+        table.add_row(mark, entry["label"], *(f"{entry['metrics'][n]:,.4g}" for n in names))
     Console().print(table)
     for label, info in summary["exported"].items():
         test = ", ".join(f"{name} {value:.4g}" for name, value in info["test"].items())
         console.print(
-            f"exported {label}: {out / info['onnx']} (ONNX vs PyTorch "
-            f"{info['max_abs_diff']:.1e}; test split: {test})"
+            f"exported {label}: {out / info['onnx']} ({info['exported_latency_ms']:.3f} ms as "
+            f"a file; vs PyTorch {info['max_abs_diff']:.1e}; test split: {test})"
         )
     times = ", ".join(f"{k} {v:.1f}s" for k, v in summary["time_seconds"].items())
     console.print(f"time: {times}")
     console.print(f"wrote {out}/summary.json, front.csv, report.html, run.sqlite")
+
+
+def print_metrics(described: dict[str, dict[str, Any]]) -> None:
+    """Metric names with units: what objectives and constraints may name."""
+    table = Table(title="metrics a run records (objectives and constraints name them)")
+    for column in ("name", "unit", "meaning"):
+        table.add_column(column)
+    for name, info in described.items():
+        split = " (validation split)" if info.get("split") == "val" else ""
+        table.add_row(name, info["unit"], info["description"] + split)
+    Console().print(table)
 
 
 def print_profile(result: dict, written: Path) -> None:

@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import csv
 import functools
+import io
 import json
 import time
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from hwnas import __version__
 from hwnas.config import RunConfig
 from hwnas.errors import HwnasError
 from hwnas.evaluate.base import Evaluator
@@ -26,7 +29,7 @@ from hwnas.evaluate.combined import Combined
 from hwnas.evaluate.context import EvaluationContext, EvaluationPlan
 from hwnas.evaluate.latency import ProfiledLatency
 from hwnas.evaluate.quality import recalibrate_batchnorm
-from hwnas.evaluate.registry import EVALUATORS, metric_names
+from hwnas.evaluate.registry import EVALUATORS, describe_metrics, metric_names
 from hwnas.export import export_subnet
 from hwnas.families import build_family, family_type
 from hwnas.families.base import Family
@@ -198,20 +201,29 @@ def _chosen(plan: Plan, front: list[Evaluation]) -> dict[str, Evaluation]:
 
 
 def _export(
-    chosen: dict[str, Evaluation], task: Task, model: Family, calibration: torch.Tensor,
-    latency: Evaluator, out: Path,
+    chosen: dict[str, Evaluation], config: RunConfig, task: Task, model: Family,
+    calibration: torch.Tensor, latency: Evaluator, out: Path,
 ) -> dict[str, dict[str, Any]]:  # fmt: skip
     """ONNX files checked against PyTorch, each with its quality on the test split (never
-    seen by the search, which chose on the validation split)."""
+    seen by the search, which chose on the validation split) and its latency as a file."""
     space = model.space()
+    settings = config.latency.settings()
     exported = {}
     for label, e in chosen.items():
         arch = space.make(e.arch)
         module = _calibrated(model, arch, calibration)
-        diff = export_subnet(module, arch, lambda g: model.example_input(1, g),
-                             out / "models" / f"{label}.onnx", e.metrics)  # fmt: skip
-        exported[label] = {"key": e.arch_key, "onnx": f"models/{label}.onnx",
-                           "max_abs_diff": diff, "test": task.quality(module, "test")}  # fmt: skip
+        test = task.quality(module, "test")
+        description = {
+            "hwnas_version": __version__, "family": config.supernet.name,
+            "label": model.label(arch), "key": e.arch_key, "arch": e.arch,
+            "task": task.identity(), "preprocessing": task.preprocessing(),
+            "metrics": e.metrics, "test_metrics": test,
+        }  # fmt: skip
+        record = export_subnet(module, functools.partial(model.deployed_input, arch),
+                               out / "models" / f"{label}.onnx", description, settings)  # fmt: skip
+        files = {"onnx": f"models/{label}.onnx", "json": f"models/{label}.json"}
+        exported[label] = {"key": e.arch_key, "label": description["label"],
+                           "metrics": e.metrics, "test": test, **record, **files}  # fmt: skip
     if isinstance(latency, ProfiledLatency):
         archs = [space.make(e.arch) for e in chosen.values()]
         estimates = [e.metrics["latency_ms"] for e in chosen.values()]
@@ -228,8 +240,14 @@ def _calibrated(model: Family, arch: Arch, calibration: torch.Tensor) -> torch.n
 
 # -- the whole job -----------------------------------------------------------------------
 def run_job(
-    config: RunConfig, out: Path, resume: bool = False, progress: Progress | None = None
+    config: RunConfig,
+    out: Path,
+    resume: bool = False,
+    progress: Progress | None = None,
+    command: str | None = None,
 ) -> dict:
+    """Train, search, export and report; returns what ``summary.json`` holds. ``command``
+    is recorded as how the run was started (the CLI passes its command line)."""
     progress = progress or SilentProgress()
     plan = plan_run(config)
     _check_out(out, resume, "run.sqlite")
@@ -264,51 +282,79 @@ def run_job(
     if not front:
         raise HwnasError("no evaluated sub-network meets the constraints; relax search.constraints")
     chosen = _chosen(plan, front)
-    exported = _export(chosen, task, model, calibration, latency, out)
+    exported = _export(chosen, config, task, model, calibration, latency, out)
     timings["export"] = time.perf_counter() - started
 
+    def entry(e: Evaluation) -> dict[str, Any]:
+        return {"key": e.arch_key, "label": model.label(e.arch), "arch": e.arch,
+                "metrics": e.metrics}  # fmt: skip
+
+    first = plan.objectives[0]
+    front = sorted(front, key=lambda e: first.to_min(e.metrics[first.name]))
     summary = {
+        "hwnas_version": __version__,
+        "created": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "command": command or "python: hwnas.run.run_job",
+        "seed": config.seed,
+        "title": f"hwnas run: {config.data.name}, {config.supernet.name}, {config.search.searcher}",
         "task": task.identity(),
+        "splits": task.split_sizes(),
         "supernet": {"name": config.supernet.name, "config": model.config.to_dict()},
-        "front": [{"key": e.arch_key, "arch": e.arch, "metrics": e.metrics} for e in front],
+        "objectives": [asdict(o) for o in plan.objectives],
+        "constraints": [asdict(c) for c in plan.constraints],
+        "metrics": described_metrics(config),
+        "front": [entry(e) for e in front],
         "knee": chosen["knee"].arch_key,
         "exported": exported,
         "evaluations": len(evaluations),
-        "settings": config.model_dump(mode="json"),
-        "training_settings": trainer.settings.model_dump(mode="json"),
-        "objectives": [asdict(o) for o in plan.objectives],
-        "constraints": [asdict(c) for c in plan.constraints],
         "latency": latency.provenance(),
         "training": history,
-        "searcher_seconds_per_candidate": study.seconds_per_candidate,
         "time_seconds": {**timings, "total": sum(timings.values())},
+        "searcher_seconds_per_candidate": study.seconds_per_candidate,
+        "settings": config.model_dump(mode="json"),
+        "training_settings": trainer.settings.model_dump(mode="json"),
     }
-    _write_results(out, config, summary, evaluations, front, plan)
+    _write_results(out, summary, evaluations, model)
     return summary
 
 
 def _write_results(
-    out: Path, config: RunConfig, summary: dict, evaluations: list[Evaluation],
-    front: list[Evaluation], plan: Plan,
-) -> None:  # fmt: skip
+    out: Path, summary: dict[str, Any], evaluations: list[Evaluation], model: Family
+) -> None:
+    """``summary.json``, ``front.csv`` and ``report.html``, each written whole or not at all."""
     write_atomic(out / "summary.json", json.dumps(summary, indent=2))
-    _write_front_csv(out / "front.csv", front)
-    write_report(
-        out / "report.html",
-        f"hwnas run: {config.data.name}, {config.supernet.name}, {config.search.searcher}",
-        [{"key": e.arch_key, "metrics": e.metrics} for e in evaluations],
-        [{"key": e.arch_key, "metrics": e.metrics} for e in front],
-        summary["knee"],
-        plan.objectives,
-        {"config": json.dumps(config.model_dump(mode="json")), **summary["time_seconds"]},
-        plan.constraints,
-    )
+    write_atomic(out / "front.csv", front_csv(summary))
+    labelled = [{"key": e.arch_key, "label": model.label(e.arch), "metrics": e.metrics}
+                for e in evaluations]  # fmt: skip
+    write_report(out / "report.html", summary, labelled)
 
 
-def _write_front_csv(path: Path, front: list[Evaluation]) -> None:
-    names = list(front[0].metrics)
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["key", *names, "arch"])
-        for e in front:
-            writer.writerow([e.arch_key, *(e.metrics[n] for n in names), json.dumps(e.arch)])
+def described_metrics(config: RunConfig) -> dict[str, dict[str, Any]]:
+    """Unit and meaning of every metric a run of ``config`` records (``hwnas metrics``, the
+    summary); quality metrics are measured on the validation split."""
+    task = task_type(config.data.name)
+    quality = {m.name for m in task.quality_metrics}
+    described = describe_metrics(EvaluationPlan(task, config.latency.source))
+    return {name: {**m.to_dict(), **({"split": "val"} if name in quality else {})}
+            for name, m in described.items()}  # fmt: skip
+
+
+def front_csv(summary: dict[str, Any]) -> str:
+    """The front as CSV for scripts, in the summary's order (best first objective first):
+    the short label, the knee and export flags, metrics (counts as integers), the key and
+    the arch as JSON."""
+    front = summary["front"]
+    names = list(front[0]["metrics"])
+    integer = {n for n, m in summary["metrics"].items() if m["integer"]}
+    exports: dict[str, list[str]] = {}
+    for label, info in summary["exported"].items():
+        exports.setdefault(info["key"], []).append(label)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["label", "knee", "exported", *names, "key", "arch"])
+    for e in front:
+        values = [int(v) if n in integer else v for n, v in ((n, e["metrics"][n]) for n in names)]
+        writer.writerow([e["label"], int(e["key"] == summary["knee"]),
+                         " ".join(exports.get(e["key"], [])), *values, e["key"],
+                         json.dumps(e["arch"])])  # fmt: skip
+    return buffer.getvalue()

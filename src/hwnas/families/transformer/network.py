@@ -287,7 +287,7 @@ class ElasticTransformer(nn.Module, Family):
             return F.embedding(x, self.token[:, :d]) + self.position[: x.shape[1], :d]
         patches = F.conv2d(x, self.patch[:d], self.patch_bias[:d], stride=self.config.patch_size)
         patches = patches.flatten(2).transpose(1, 2)
-        cls = self.cls[:d].expand(len(x), 1, d)
+        cls = self.cls[:d].expand(x.shape[0], 1, d)
         return torch.cat([cls, patches], dim=1) + self.position[:, :d]
 
     def head_logits(self, x: torch.Tensor) -> torch.Tensor:

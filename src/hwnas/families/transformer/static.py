@@ -34,7 +34,7 @@ class PatchEmbedding(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         patches = self.project(images).flatten(2).transpose(1, 2)
-        cls = self.cls.expand(len(images), -1, -1)
+        cls = self.cls.expand(images.shape[0], -1, -1)  # shape, not len: a dynamic batch axis
         return torch.cat([cls, patches], dim=1) + self.position
 
 
