@@ -165,7 +165,8 @@ def crowding_distance(F: np.ndarray) -> np.ndarray:
     for j in range(F.shape[1]):
         order = np.argsort(F[:, j], kind="stable")
         values = F[order, j]
-        span = values[-1] - values[0]
+        with np.errstate(invalid="ignore"):  # inf - inf: infeasible points at both ends
+            span = values[-1] - values[0]
         if span > 0:
             distance[order[1:-1]] += (values[2:] - values[:-2]) / span
         distance[order[[0, -1]]] = np.inf

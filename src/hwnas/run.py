@@ -8,13 +8,9 @@ written, and before the minutes of training start.
 
 from __future__ import annotations
 
-import csv
 import functools
-import io
-import json
 import time
-from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +29,10 @@ from hwnas.evaluate.registry import EVALUATORS, describe_metrics, metric_names
 from hwnas.export import export_subnet
 from hwnas.families import build_family, family_type
 from hwnas.families.base import Family
-from hwnas.files import make_out, write_atomic
-from hwnas.pareto import Objective, feasible_mask, knee_index, objective_matrix, pareto_mask
+from hwnas.files import make_out
+from hwnas.pareto import Objective, objective_matrix
 from hwnas.progress import Progress, SilentProgress
-from hwnas.report.html import write_report
+from hwnas.results import front_of, knee_of, study_summary, write_results
 from hwnas.search import SEARCHERS, make_searcher
 from hwnas.search.base import Searcher
 from hwnas.space import Arch, Space
@@ -138,19 +134,6 @@ def train_job(
 
 
 # -- search ------------------------------------------------------------------------------
-def front_of(
-    evaluations: list[Evaluation], objectives: list[Objective], constraints: list[Objective] = ()
-) -> list[Evaluation]:
-    """Valid evaluations within every limit that no other such evaluation dominates."""
-    valid = [e for e in evaluations if e.metrics is not None]
-    ok = feasible_mask([e.metrics for e in valid], [*objectives, *constraints]) if valid else []
-    feasible = [e for e, keep in zip(valid, ok, strict=True) if keep]
-    if not feasible:
-        return []
-    mask = pareto_mask(objective_matrix([e.metrics for e in feasible], objectives))
-    return [e for e, on in zip(feasible, mask, strict=True) if on]
-
-
 def _evaluators(
     config: RunConfig, task: Task, model: Family, calibration: torch.Tensor
 ) -> dict[str, Evaluator]:
@@ -193,7 +176,7 @@ def _chosen(plan: Plan, front: list[Evaluation]) -> dict[str, Evaluation]:
     """The knee and the best sub-network of each objective, by label."""
     F = objective_matrix([e.metrics for e in front], plan.objectives)
     quality = plan.task.default_objective.partition(":")[0]
-    chosen = {"knee": front[knee_index(F)]}
+    chosen = {"knee": knee_of(front, plan.objectives)}
     for i, o in enumerate(plan.objectives):
         label = {quality: "most_accurate", "latency_ms": "fastest"}.get(o.name, f"best_{o.name}")
         chosen[label] = front[int(np.argmin(F[:, i]))]
@@ -285,28 +268,24 @@ def run_job(
     exported = _export(chosen, config, task, model, calibration, latency, out)
     timings["export"] = time.perf_counter() - started
 
-    def entry(e: Evaluation) -> dict[str, Any]:
-        return {"key": e.arch_key, "label": model.label(e.arch), "arch": e.arch,
-                "metrics": e.metrics}  # fmt: skip
-
-    first = plan.objectives[0]
-    front = sorted(front, key=lambda e: first.to_min(e.metrics[first.name]))
     summary = {
-        "hwnas_version": __version__,
-        "created": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
-        "command": command or "python: hwnas.run.run_job",
-        "seed": config.seed,
-        "title": f"hwnas run: {config.data.name}, {config.supernet.name}, {config.search.searcher}",
+        **study_summary(
+            title=f"hwnas run: {config.data.name}, {config.supernet.name}, "
+            f"{config.search.searcher}",
+            command=command or "python: hwnas.run.run_job",
+            seed=config.seed,
+            objectives=plan.objectives,
+            constraints=plan.constraints,
+            metrics=described_metrics(config),
+            front=front,
+            knee=chosen["knee"],
+            evaluations=len(evaluations),
+            label=model.label,
+        ),
         "task": task.identity(),
         "splits": task.split_sizes(),
         "supernet": {"name": config.supernet.name, "config": model.config.to_dict()},
-        "objectives": [asdict(o) for o in plan.objectives],
-        "constraints": [asdict(c) for c in plan.constraints],
-        "metrics": described_metrics(config),
-        "front": [entry(e) for e in front],
-        "knee": chosen["knee"].arch_key,
         "exported": exported,
-        "evaluations": len(evaluations),
         "latency": latency.provenance(),
         "training": history,
         "time_seconds": {**timings, "total": sum(timings.values())},
@@ -314,19 +293,8 @@ def run_job(
         "settings": config.model_dump(mode="json"),
         "training_settings": trainer.settings.model_dump(mode="json"),
     }
-    _write_results(out, summary, evaluations, model)
+    write_results(out, summary, evaluations, model.label)
     return summary
-
-
-def _write_results(
-    out: Path, summary: dict[str, Any], evaluations: list[Evaluation], model: Family
-) -> None:
-    """``summary.json``, ``front.csv`` and ``report.html``, each written whole or not at all."""
-    write_atomic(out / "summary.json", json.dumps(summary, indent=2))
-    write_atomic(out / "front.csv", front_csv(summary))
-    labelled = [{"key": e.arch_key, "label": model.label(e.arch), "metrics": e.metrics}
-                for e in evaluations]  # fmt: skip
-    write_report(out / "report.html", summary, labelled)
 
 
 def described_metrics(config: RunConfig) -> dict[str, dict[str, Any]]:
@@ -337,24 +305,3 @@ def described_metrics(config: RunConfig) -> dict[str, dict[str, Any]]:
     described = describe_metrics(EvaluationPlan(task, config.latency.source))
     return {name: {**m.to_dict(), **({"split": "val"} if name in quality else {})}
             for name, m in described.items()}  # fmt: skip
-
-
-def front_csv(summary: dict[str, Any]) -> str:
-    """The front as CSV for scripts, in the summary's order (best first objective first):
-    the short label, the knee and export flags, metrics (counts as integers), the key and
-    the arch as JSON."""
-    front = summary["front"]
-    names = list(front[0]["metrics"])
-    integer = {n for n, m in summary["metrics"].items() if m["integer"]}
-    exports: dict[str, list[str]] = {}
-    for label, info in summary["exported"].items():
-        exports.setdefault(info["key"], []).append(label)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["label", "knee", "exported", *names, "key", "arch"])
-    for e in front:
-        values = [int(v) if n in integer else v for n, v in ((n, e["metrics"][n]) for n in names)]
-        writer.writerow([e["label"], int(e["key"] == summary["knee"]),
-                         " ".join(exports.get(e["key"], [])), *values, e["key"],
-                         json.dumps(e["arch"])])  # fmt: skip
-    return buffer.getvalue()

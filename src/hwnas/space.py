@@ -134,6 +134,21 @@ class Space:
         self._onehot_offsets = offsets[:-1]
         self.n_features = int(offsets[-1])
 
+    @classmethod
+    def from_options(cls, options: Mapping[str, Sequence[Value]], name: str = "space") -> Space:
+        """A space from ``{"width": [16, 32, 64], "op": ["conv", "mlp"]}``: numbers in
+        increasing order are ordinal (mutation steps to a neighbour), anything else is
+        categorical."""
+        choices = []
+        for choice, values in options.items():
+            values = list(values) if isinstance(values, Sequence) else values
+            if not isinstance(values, list) or not values:
+                raise HwnasError(f"choice {choice!r}: options must be a non-empty list")
+            numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+            ordered = numbers and all(a < b for a, b in zip(values, values[1:], strict=False))
+            choices.append((ordinal if ordered else categorical)(choice, values))
+        return cls(choices, name)
+
     # -- construction and canonical form -------------------------------------------------
     def make(self, assignment: Mapping[str, Value | None]) -> Arch:
         """Build a canonical arch from a name->value mapping; inactive choices become ``None``.
