@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/pip install -q -c constraints.txt
 
-.PHONY: demo bench-demo test lint format clean
+.PHONY: demo bench-demo test lint format clean chromium
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -30,7 +30,15 @@ bench-demo: $(VENV)/.installed
 		--dataset cifar10 --device pixel3 --searchers random,nsga2,linas \
 		--seeds 2 --budget 150 --out runs/bench-demo
 
-test: $(VENV)/.installed-test
+# The report's browser test needs Debian's Chromium; installed here when this machine can
+# (root with apt), otherwise that one test says why it is skipped.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get \
+		>/dev/null 2>&1 && { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1 || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }; }; } || \
+		echo "chromium could not be installed: the report's browser test will be skipped"
+
+test: $(VENV)/.installed-test chromium
 	$(BIN)/ruff check src tests bench
 	$(BIN)/python -m pytest
 
