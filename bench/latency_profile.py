@@ -1,7 +1,7 @@
 """Latency-profile figures for docs/benchmarks.md (issue 4), on this machine.
 
-1. ``hwnas profile`` on the default super-network: wall time, layers in the table.
-2. ``hwnas profile --check`` on fresh random sub-networks (held out from the fit): share
+1. ``hwnas profile create`` on the default super-network: wall time, layers in the table.
+2. ``hwnas profile check`` on fresh random sub-networks (held out from the fit): share
    within +/-10%, MAPE and Kendall tau, for the lookup table and for the predictor.
 3. Repeatability: the same sub-networks measured twice, in two separate passes; the median
    relative difference between the passes (single timings, and medians of 5 rounds).
