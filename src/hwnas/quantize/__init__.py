@@ -1,8 +1,9 @@
 """Quantized models on ONNX Runtime, made from the ONNX export of any family's extracted
 sub-network (``to_onnx(family.extract(arch), example)``: input ``input``, output ``logits``).
 
-- ``quantize_int8``: static INT8 in QDQ form (per-channel symmetric weights, MinMax-calibrated
-  activations), layers named in ``keep_fp32`` left fp32.
+- ``quantize_int8``: static INT8 in QDQ form (per-channel symmetric weights, activations
+  calibrated with MinMax for CNNs and Percentile for transformers: ``calibration_method``),
+  layers named in ``keep_fp32`` left fp32.
 - ``quantize_int4``: 4-bit weight-only ``MatMulNBits`` for linear layers, AWQ-scaled
   (``awq=True``) or round-to-nearest; ``awq_scale`` gives the scaled fp32 model and what AWQ
   chose per layer.
@@ -17,7 +18,7 @@ or optimiser needs a path.
 
 from hwnas.quantize.graph import module_of, nodes_of
 from hwnas.quantize.int4 import ALPHAS, AwqLayer, awq_scale, dequantized, quantize_int4
-from hwnas.quantize.int8 import CALIBRATION, quantize_int8
+from hwnas.quantize.int8 import calibration_method, quantize_int8
 from hwnas.quantize.measure import (
     INTEGER_KERNELS,
     OnnxModule,
@@ -29,11 +30,11 @@ from hwnas.quantize.measure import (
 
 __all__ = [
     "ALPHAS",
-    "CALIBRATION",
     "INTEGER_KERNELS",
     "AwqLayer",
     "OnnxModule",
     "awq_scale",
+    "calibration_method",
     "dequantized",
     "file_bytes",
     "module_of",
