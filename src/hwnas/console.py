@@ -10,6 +10,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsed
 from rich.progress import Progress as _RichBars
 from rich.table import Table
 
+from hwnas.report.format import metric_formats
+
 console = Console(stderr=True)
 
 
@@ -84,7 +86,7 @@ def print_run(summary: dict, out: Path) -> None:
     """The front (best first objective first), what was exported, and where the time went."""
     limited = [o["name"] for o in summary["objectives"] + summary["constraints"]]
     names = list(dict.fromkeys([*limited, "macs", "peak_memory_kb"]))  # the rest: front.csv
-    units = {name: summary["metrics"][name]["unit"] for name in names}
+    formats = metric_formats(summary["metrics"], [e["metrics"] for e in summary["front"]])
     table = Table(
         title=f"Pareto front ({len(summary['front'])} of {summary['evaluations']} evaluated)",
         caption="* the knee; full arch keys in front.csv and report.html",
@@ -92,10 +94,13 @@ def print_run(summary: dict, out: Path) -> None:
     table.add_column("", width=1)
     table.add_column("arch")
     for name in names:
-        table.add_column(f"{name} ({units[name]})", justify="right")
+        unit = formats[name].unit
+        table.add_column(f"{name} ({unit})" if unit else name, justify="right")
     for entry in summary["front"]:
         mark = "*" if entry["key"] == summary["knee"] else ""
-        table.add_row(mark, entry["label"], *(f"{entry['metrics'][n]:,.4g}" for n in names))
+        table.add_row(
+            mark, entry["label"], *(formats[n].number(entry["metrics"][n]) for n in names)
+        )
     Console().print(table)
     for label, info in summary["exported"].items():
         test = ", ".join(f"{name} {value:.4g}" for name, value in info["test"].items())
