@@ -505,3 +505,13 @@ def test_report_renders_in_a_browser_at_phone_and_desktop_widths(tmp_path, kind)
         for table in result["tables"]:
             assert table["width"] <= result["innerWidth"], result
             assert table["right"] <= result["innerWidth"], result
+
+
+def test_a_limit_far_from_every_point_is_named_not_drawn():
+    summary, evaluations = make_run("text")
+    near = render_report(summary, evaluations)
+    summary["objectives"][1]["limit"] = 1000.0  # ms, where no sub-network comes close
+    far = render_report(summary, evaluations)
+    assert "Limits far from every evaluated point, not drawn" in far
+    assert "latency_ms ≤ 1,000 ms" in far
+    assert "Limits far from every evaluated point" not in near

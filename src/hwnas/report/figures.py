@@ -194,7 +194,9 @@ def front_figure(
         ))  # fmt: skip
     _exported_trace(fig, summary, front, exported_by_key, formats, order, xy)
     x_log = bool(x_obj) and _log_worthy(all_x)
-    caption.extend(_limits(fig, objectives, constraints, x_name, y_obj, formats, x_log))
+    all_y = [v for v in (xy(e["metrics"])[1] for e in feasible + outside) if finite(v)]
+    caption.extend(_limits(fig, objectives, constraints, x_name, y_obj, formats, x_log,
+                           (all_x, all_y)))  # fmt: skip
     x_title = axis_title(x_obj, x_fmt) if x_obj else "evaluation number"
     fig.update_xaxes(title_text=x_title)
     fig.update_yaxes(title_text=axis_title(y_obj, y_fmt))
@@ -285,9 +287,11 @@ def _exported_trace(
 def _limits(
     fig: go.Figure, objectives: Sequence[Objective], constraints: Sequence[Objective],
     x_name: str, y_obj: Objective, formats: Mapping[str, MetricFormat], x_log: bool,
+    values: tuple[Sequence[float], Sequence[float]],
 ) -> list[str]:  # fmt: skip
-    """Dashed lines for limits on the plotted metrics; a caption line for the others."""
-    drawn, elsewhere = [], []
+    """Dashed lines for limits on the plotted metrics that fall near the evaluated points; a
+    caption line for the others (a far limit drawn would squeeze every point into a corner)."""
+    drawn, elsewhere, beyond = [], [], []
     for limit in [*objectives, *constraints]:
         if limit.limit is None:
             continue
@@ -296,7 +300,10 @@ def _limits(
         text = f"{esc(limit.name)} {op} {esc(fmt.compact(limit.limit))}"
         line = {"dash": "dash", "color": LIMIT, "width": 1.3}
         font = {"color": LIMIT, "size": 11}
-        if limit.name == x_name:
+        axis = values[0] if limit.name == x_name else values[1] if limit.name == y_obj.name else ()
+        if axis and not _near(limit.limit, axis, x_log and limit.name == x_name):
+            beyond.append(text)
+        elif limit.name == x_name:
             fig.add_vline(x=limit.limit, line=line)
             # annotations on a log axis take log10 of the position (shapes do not)
             x = math.log10(limit.limit) if x_log and limit.limit > 0 else limit.limit
@@ -318,7 +325,21 @@ def _limits(
                      "; evaluations outside any limit are drawn as crosses.")  # fmt: skip
     elif drawn:
         notes.append("Evaluations outside a limit are drawn as crosses.")
+    if beyond:
+        notes.append("Limits far from every evaluated point, not drawn: " + ", ".join(beyond) +
+                     ".")  # fmt: skip
     return notes
+
+
+def _near(limit: float, values: Sequence[float], log: bool) -> bool:
+    """Whether drawing ``limit`` keeps the evaluated points readable: within half the span
+    of the values beyond them (a factor of the span's ratio on a log axis)."""
+    low, high = min(values), max(values)
+    if log and low > 0 and limit > 0:
+        reach = math.sqrt(high / low)
+        return low / reach <= limit <= high * reach
+    reach = max((high - low) / 2, abs(high) * 0.05, 1e-12)
+    return low - reach <= limit <= high + reach
 
 
 def hypervolume_figure(curve: Sequence[float], scale: Scale | None) -> go.Figure:

@@ -217,11 +217,14 @@ class _Report:
         s = self.s
         task = s.get("task") or {}
         supernet = s.get("supernet") or {}
-        searcher = (s.get("settings") or {}).get("search", {})
-        searcher = searcher.get("searcher") if isinstance(searcher, Mapping) else None
+        settings = s.get("settings") or {}
+        search = settings.get("search", settings)
+        searcher = search.get("searcher") if isinstance(search, Mapping) else None
+        what = " on ".join(str(task[k]) for k in ("task", "data") if task.get(k))
+        what = task.get("name") or what or task.get("function")
         parts = [
-            f"task {task.get('name', MISSING)}",
-            f"super-network {supernet.get('name', MISSING)}",
+            f"task {what}" if what else "",
+            f"super-network {supernet['name']}" if supernet.get("name") else "",
             f"searcher {searcher}" if searcher else "",
             _when(s.get("created")),
             f"hwnas {s.get('hwnas_version', MISSING)}",
