@@ -25,3 +25,20 @@ def first_invalid(exc: Exception) -> str:
 def one_line(exc: BaseException) -> str:
     """An exception's message on one line (library messages span several), or its type."""
     return " ".join(str(exc).split()) or type(exc).__name__
+
+
+class KeyedError(HwnasError):
+    """An ``HwnasError`` about one key of a nested input (a family's config, a searcher's
+    options): ``key`` and ``detail`` let a caller that knows where the input came from say
+    it as ``{where}.{key}: {detail}``; the message itself is ``{prefix}{key}: {detail}``."""
+
+    def __init__(self, key: str, detail: str, prefix: str = "") -> None:
+        super().__init__(f"{prefix}{key}: {detail}" if key else f"{prefix.rstrip()}: {detail}")
+        self.key = key
+        self.detail = detail
+
+    def under(self, where: str) -> HwnasError:
+        """The same problem, located under ``where`` (``supernet.overrides``)."""
+        return HwnasError(
+            f"{where}.{self.key}: {self.detail}" if self.key else f"{where}: {self.detail}"
+        )

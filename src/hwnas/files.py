@@ -44,3 +44,52 @@ def make_out(out: Path) -> None:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise HwnasError(f"--out {out}: cannot create ({exc.strerror})") from None
+
+
+# -- reading user files: bounded, and every failure one line naming the file -------------
+KiB, MiB, GiB = 1024, 1024**2, 1024**3
+
+
+def read_limited(path: Path, what: str, limit: int) -> bytes:
+    """The bytes of user file ``path`` (``what``: "config", "profile", ...), refusing a
+    missing file, a folder, an unreadable one (a symlink loop, no permission) and one larger
+    than ``limit`` bytes, so a wrong path cannot exhaust memory. Errors read
+    ``{what} {path}: ...``."""
+    where = f"{what} {path}"
+    try:
+        if not path.exists():
+            if path.is_symlink():
+                raise HwnasError(f"{where}: a broken or looping symbolic link")
+            raise HwnasError(f"{where}: no such file")
+        if not path.is_file():
+            raise HwnasError(f"{where}: not a file")
+        size = path.stat().st_size
+        if size > limit:
+            raise HwnasError(f"{where}: {_size(size)}, larger than the {_size(limit)} allowed")
+        with path.open("rb") as handle:
+            data = handle.read(limit + 1)
+    except OSError as exc:
+        raise HwnasError(f"{where}: cannot be read ({exc.strerror or exc})") from None
+    except ValueError as exc:  # an embedded NUL byte in the path
+        raise HwnasError(f"{what} {path!r}: not a valid path ({exc})") from None
+    if len(data) > limit:  # grew while reading, or a special file that reports no size
+        raise HwnasError(f"{where}: larger than the {_size(limit)} allowed")
+    return data
+
+
+def read_text_limited(path: Path, what: str, limit: int) -> str:
+    """``read_limited`` decoded as UTF-8; other bytes are refused naming their position."""
+    data = read_limited(path, what, limit)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise HwnasError(
+            f"{what} {path}: not UTF-8 text (byte {data[exc.start]:#04x} at offset {exc.start})"
+        ) from None
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("GiB", GiB), ("MiB", MiB), ("KiB", KiB)):
+        if n >= scale:
+            return f"{n / scale:.3g} {unit}"
+    return f"{n} bytes"
