@@ -7,6 +7,8 @@ family can serve it, before any data is read.
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Mapping
 from typing import Any
 
 from hwnas.data.registry import dataset_entry, load_dataset
@@ -25,6 +27,15 @@ def task_type(data_name: str) -> type[Task]:
     return TASKS[dataset_entry(data_name).task]
 
 
+def expected_spec(data_name: str, options: Mapping[str, Any]) -> TaskSpec:
+    """The ``TaskSpec`` data set ``data_name`` will give with loader ``options``, as far as the
+    options decide it, without reading any data: a config's super-network is checked
+    against it before the minutes of loading and training."""
+    parameters = inspect.signature(dataset_entry(data_name).loader).parameters
+    values = {k: p.default for k, p in parameters.items() if p.default is not p.empty}
+    return task_type(data_name).expected_spec({**values, **options})
+
+
 def load_task(data_name: str, path: str | None, seed: int, **options: Any) -> Task:
     """Load data set ``data_name`` (``options`` go to its loader) as the task it serves."""
     return task_type(data_name)(load_dataset(data_name, path, seed=seed, **options))
@@ -38,6 +49,7 @@ __all__ = [
     "PredictsLastDim",
     "Task",
     "TaskSpec",
+    "expected_spec",
     "load_task",
     "task_type",
 ]

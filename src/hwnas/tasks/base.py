@@ -9,7 +9,7 @@ accepts.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
@@ -68,6 +68,8 @@ class TaskSpec:
 class Task(Protocol):
     """Data, loss and quality metrics of one problem. Hooks, in the order a run calls them:
 
+    - ``expected_spec(options)`` (a classmethod): the ``spec`` that loader ``options`` give,
+      as far as they decide it, before any data is read; a config is checked against it.
     - ``spec``: read once, when the family builds its super-network.
     - ``identity()``: stored with checkpoints, so weights trained on other data are refused.
     - ``steps_per_epoch`` and ``train_batches``: once per training epoch; ``train_batches``
@@ -87,6 +89,9 @@ class Task(Protocol):
     quality_metrics: ClassVar[tuple[Metric, ...]]
     default_objective: ClassVar[str]  # e.g. "accuracy:max": what a run optimises by default
     default_label_smoothing: ClassVar[float]
+
+    @classmethod
+    def expected_spec(cls, options: Mapping[str, Any]) -> TaskSpec: ...
 
     def identity(self) -> dict[str, Any]: ...
 

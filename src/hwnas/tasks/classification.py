@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import torch
@@ -28,6 +28,14 @@ class ImageClassification(PredictsLastDim):
         self.spec = TaskSpec(
             "classification", InputSpec("image", data.input_shape), data.num_classes
         )
+
+    @classmethod
+    def expected_spec(cls, options: Mapping[str, Any]) -> TaskSpec:
+        """The spec once data loaded with ``options`` (the loader's defaults filled in) is
+        read, as far as options decide it: the image size. Channels and classes are known
+        only from the data; 3 and 10 stand in, so a config is checked before loading."""
+        size = options.get("image_size", 32)
+        return TaskSpec("classification", InputSpec("image", (3, size, size)), 10)
 
     def split_sizes(self) -> dict[str, dict[str, Any]]:
         return {name: {"size": len(getattr(self.data, name)), "unit": "images"}

@@ -9,7 +9,7 @@ differently, which a later tokenised task needs.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -42,6 +42,13 @@ class ByteLanguageModel(PredictsLastDim):
         self.spec = TaskSpec(
             "language-model", InputSpec("tokens", (data.context,), VOCABULARY), VOCABULARY
         )
+
+    @classmethod
+    def expected_spec(cls, options: Mapping[str, Any]) -> TaskSpec:
+        """The spec once text loaded with ``options`` (the loader's defaults filled in) is
+        read: its context decides it, so a config is checked before loading."""
+        context = options["context"]
+        return TaskSpec("language-model", InputSpec("tokens", (context,), VOCABULARY), VOCABULARY)
 
     def identity(self) -> dict[str, Any]:
         return {"task": "language-model", "data": self.name, "context": self.context,

@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from hwnas.errors import HwnasError
+from hwnas.errors import HwnasError, KeyedError
 from hwnas.space import Space, Value, ordinal
 
 _TUPLE_FIELDS = {
@@ -34,6 +34,26 @@ _INT_FIELDS = (
     "se_reduction",
 )
 _CHOICE_FIELDS = ("depths", "kernels", "expands", "resolutions")
+TASK_KEYS = ("in_channels", "num_classes", "input_size")
+
+# Bounds, generous for a network trained on CPUs: each keeps one bad number from asking for
+# terabytes (resolutions [100000] once tried to allocate 640 GB before the first step).
+# Images are at most 1024 pixels a side (data sets refuse more); channels stay at most
+# 4096 wide (MobileNetV3-Large's widest layer is 960), kernels 31, expand ratios 16, stages
+# and options 64 each, and the whole super-network at most MAX_PARAMETERS weights.
+_LIMITS = {
+    "in_channels": 64, "num_classes": 1_000_000, "input_size": 1024, "stem_width": 4096,
+    "stem_stride": 8, "final_width": 16_384, "se_reduction": 4096, "widths": 4096,
+    "strides": 8, "depths": 64, "kernels": 31, "expands": 16, "resolutions": 1024,
+}  # fmt: skip
+MAX_OPTIONS = 64
+MAX_PARAMETERS = 2**28
+"""256 Mi weights: 1 GiB at fp32, ~4 GiB with gradients and optimizer state; the default
+super-network has ~0.5 Mi."""
+
+
+def _invalid(name: str, detail: str) -> KeyedError:
+    return KeyedError(name, detail, prefix="mobilenet config ")
 
 
 class BlockSpec(NamedTuple):
@@ -83,32 +103,54 @@ class MobileNetConfig:
     def __post_init__(self) -> None:
         for name in _INT_FIELDS:
             value = getattr(self, name)
-            if type(value) is not int or value < 1:
-                raise HwnasError(f"config {name}: expected a positive int, got {value!r}")
+            if type(value) is not int or not 1 <= value <= _LIMITS[name]:
+                raise _invalid(name, f"expected an int in 1..{_LIMITS[name]}, got {value!r}")
         for name, kind in _TUPLE_FIELDS.items():
             value = getattr(self, name)
             ok = isinstance(value, tuple) and value and all(type(v) is kind for v in value)
-            if not ok or (kind is int and min(value) < 1):
-                what = "positive ints" if kind is int else "booleans"
-                raise HwnasError(
-                    f"config {name}: expected a non-empty list of {what}, got {value!r}"
+            if not ok or len(value) > MAX_OPTIONS:
+                what = "ints" if kind is int else "booleans"
+                raise _invalid(
+                    name, f"expected a list of 1..{MAX_OPTIONS} {what}, got {_short(value)}"
                 )
+            if kind is int and not 1 <= min(value) <= max(value) <= _LIMITS[name]:
+                raise _invalid(name, f"values must be in 1..{_LIMITS[name]}, got {_short(value)}")
         for name in _CHOICE_FIELDS:
             value = getattr(self, name)
             if list(value) != sorted(set(value)):
-                raise HwnasError(f"config {name}: options must be strictly increasing, got {value}")
+                raise _invalid(name, f"options must be strictly increasing, got {value}")
         if any(k % 2 == 0 for k in self.kernels):
-            raise HwnasError(f"config kernels: sizes must be odd, got {self.kernels}")
+            raise _invalid("kernels", f"sizes must be odd, got {self.kernels}")
         n = len(self.widths)
         for name in ("strides", "se_stages", "hswish_stages"):
             if len(getattr(self, name)) != n:
-                raise HwnasError(f"config {name}: needs one entry per stage ({n}, as widths)")
+                raise _invalid(name, f"needs one entry per stage ({n}, as widths)")
         for spec in self.blocks():
             if spec.se and spec.in_channels * min(self.expands) < self.se_reduction:
-                raise HwnasError(
-                    f"config se_reduction: {self.se_reduction} leaves no SE channels in stage "
-                    f"{spec.stage}"
+                raise _invalid(
+                    "se_reduction",
+                    f"{self.se_reduction} leaves no SE channels in stage {spec.stage}",
                 )
+        if self.parameter_count() > MAX_PARAMETERS:
+            raise _invalid(
+                "widths",
+                f"the super-network would hold {self.parameter_count():,} weights, more than "
+                f"the {MAX_PARAMETERS:,} allowed (narrower, shallower or fewer stages)",
+            )
+
+    def parameter_count(self) -> int:
+        """Weights of the whole super-network (every block at its largest kernel and expand
+        ratio, batch-norm and SE included): what building it allocates."""
+        k, expand = max(self.kernels), max(self.expands)
+        total = self.in_channels * self.stem_width * 9 + 2 * self.stem_width
+        for spec in self.blocks():
+            hidden = spec.in_channels * expand
+            total += hidden * (spec.in_channels + k * k + spec.out_channels + 4)
+            total += 2 * spec.out_channels
+            if spec.se:
+                total += 2 * hidden * (hidden // self.se_reduction) + hidden
+        total += self.widths[-1] * self.final_width + 2 * self.final_width
+        return total + (self.final_width + 1) * self.num_classes
 
     @property
     def max_depth(self) -> int:
@@ -138,14 +180,40 @@ class MobileNetConfig:
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> MobileNetConfig:
-        """Inverse of ``to_dict``; an unknown key is a one-line ``HwnasError``."""
+        """Inverse of ``to_dict``; an unknown key or a bad value is a one-line ``HwnasError``
+        (a ``KeyedError`` naming the key)."""
+        if not isinstance(values, Mapping):
+            raise HwnasError(f"mobilenet config: expected a mapping, got {type(values).__name__}")
         fields = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - fields)
+        unknown = sorted(set(values) - fields, key=str)
         if unknown:
-            raise HwnasError(
-                f"mobilenet config has no key {unknown[0]!r} (known: {', '.join(sorted(fields))})"
+            raise KeyedError(
+                str(unknown[0]),
+                f"mobilenet config has no key {unknown[0]!r} (known: {', '.join(sorted(fields))})",
             )
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+    @classmethod
+    def for_spec(cls, overrides: Mapping[str, Any] | None, spec: Any) -> MobileNetConfig | None:
+        """The default config updated by ``overrides``, with what the task's ``TaskSpec``
+        decides (channels, classes, input size) set: what ``ElasticMobileNet.for_task``
+        builds, checked without building it (a config is checked before any data loads).
+        ``None`` for a task it cannot serve (``for_task`` says so)."""
+        if spec.kind != "classification" or spec.input.kind != "image":
+            return None
+        overrides = dict(overrides or {})
+        for key in TASK_KEYS:
+            if key in overrides:
+                raise KeyedError(key, "is set by the dataset, not by overrides")
+        channels, size = spec.input.shape[0], spec.input.shape[-1]
+        values = {**cls().to_dict(), **overrides, "in_channels": channels,
+                  "num_classes": spec.outputs, "input_size": size}  # fmt: skip
+        return cls.from_dict(values)
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class ArchBlock(NamedTuple):

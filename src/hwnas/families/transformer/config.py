@@ -12,12 +12,17 @@ from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from hwnas.errors import HwnasError, first_invalid
+from hwnas.errors import HwnasError, KeyedError
 from hwnas.space import Space, Value, categorical, ordinal
 
 ATTENTIONS = ("softmax", "sigmoid", "linear")
 FEED_FORWARDS = ("mlp", "glu", "moe")
 TASK_KEYS = ("input", "vocab_size", "context", "in_channels", "image_size", "outputs")
+MAX_OPTIONS = 64
+MAX_PARAMETERS = 2**28
+"""256 Mi weights (1 GiB at fp32, ~4 GiB with gradients and optimizer state); with every
+size below its own bound a network could still ask for terabytes (4096 layers of width
+4096), so the whole is bounded too. The default holds ~1.2 Mi."""
 
 
 class TransformerConfig(BaseModel):
@@ -40,7 +45,7 @@ class TransformerConfig(BaseModel):
     its load-balancing loss. Causal linear attention runs in chunks of ``linear_chunk``.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, strict=True)
 
     input: Literal["tokens", "image"] = "tokens"
     outputs: int = Field(256, ge=2, le=1_000_000)
@@ -63,9 +68,20 @@ class TransformerConfig(BaseModel):
     balance_weight: float = Field(0.01, ge=0, le=100)
     linear_chunk: int = Field(32, ge=1, le=4096)
 
+    @field_validator(
+        "depths", "widths", "heads", "mlp_ratios", "moe_top_k", "attentions", "feed_forwards",
+        mode="before",
+    )  # fmt: skip
+    @classmethod
+    def _lists_are_options(cls, values: Any) -> Any:
+        """JSON and YAML spell options as lists; types stay strict (no ``"64"`` for 64)."""
+        return tuple(values) if isinstance(values, list) else values
+
     @field_validator("depths", "widths", "heads", "mlp_ratios", "moe_top_k")
     @classmethod
     def _increasing(cls, values: tuple[int, ...]) -> tuple[int, ...]:
+        if len(values) > MAX_OPTIONS:
+            raise ValueError(f"at most {MAX_OPTIONS} options, got {len(values)}")
         if not values or min(values) < 1 or list(values) != sorted(set(values)):
             raise ValueError(f"options must be strictly increasing positive ints, got {values}")
         if max(values) > 4096:
@@ -111,7 +127,27 @@ class TransformerConfig(BaseModel):
                             f"width {width} x mlp_ratio {ratio} neurons do not split into "
                             f"{self.experts} experts"
                         )
+        if self.parameter_count() > MAX_PARAMETERS:
+            raise ValueError(
+                f"the super-network would hold {self.parameter_count():,} weights, more than "
+                f"the {MAX_PARAMETERS:,} allowed (narrower, shallower, fewer heads)"
+            )
         return self
+
+    def parameter_count(self) -> int:
+        """Weights of the whole super-network, every layer at its largest: what building it
+        allocates (``ElasticTransformer``'s embeddings, layers, norms and head)."""
+        width, inner = max(self.widths), max(self.heads) * self.head_dim
+        hidden = width * max(self.mlp_ratios)
+        layer = 4 * inner * width + 2 * hidden * width + 4 * width
+        layer += hidden * width * ("glu" in self.feed_forwards)
+        layer += self.experts * width * ("moe" in self.feed_forwards)
+        if self.input == "tokens":
+            embed = (self.vocab_size or 0) * width
+        else:
+            embed = width * ((self.in_channels or 0) * self.patch_size**2 + 2)
+            embed += (width + 1) * self.outputs
+        return embed + self.positions * width + self.max_depth * layer + 2 * width
 
     @property
     def causal(self) -> bool:
@@ -138,10 +174,33 @@ class TransformerConfig(BaseModel):
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> TransformerConfig:
+        if not isinstance(values, Mapping):
+            raise HwnasError(f"transformer config: expected a mapping, got {type(values).__name__}")
         try:
             return cls.model_validate(dict(values))
         except ValidationError as exc:
-            raise HwnasError(f"transformer config: {first_invalid(exc)}") from None
+            error = exc.errors()[0]
+            key = ".".join(str(p) for p in error["loc"])
+            detail = error["msg"].removeprefix("Value error, ")
+            raise KeyedError(key, detail, prefix="transformer config: ") from None
+
+    @classmethod
+    def for_spec(cls, overrides: Mapping[str, Any] | None, spec: Any) -> TransformerConfig:
+        """The default config updated by ``overrides``, with what the task's ``TaskSpec``
+        decides set: what ``ElasticTransformer.for_task`` builds, checked without building
+        it (a run config is checked before any data loads)."""
+        overrides = dict(overrides or {})
+        for key in TASK_KEYS:
+            if key in overrides:
+                raise KeyedError(key, "is set by the dataset, not by overrides")
+        shape = spec.input.shape
+        if spec.input.kind == "tokens":
+            task = {"input": "tokens", "vocab_size": spec.input.vocab_size, "context": shape[0],
+                    "in_channels": None, "image_size": None}  # fmt: skip
+        else:
+            task = {"input": "image", "vocab_size": None, "context": None,
+                    "in_channels": shape[0], "image_size": shape[-1]}  # fmt: skip
+        return cls.from_dict({**overrides, **task, "outputs": spec.outputs})
 
 
 class ArchLayer(NamedTuple):
