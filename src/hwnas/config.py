@@ -12,15 +12,38 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-from hwnas.errors import HwnasError, first_invalid, one_line
+from hwnas.errors import HwnasError, KeyedError, first_invalid, one_line
+from hwnas.files import MiB, read_text_limited
 from hwnas.hardware.settings import LatencySettings
 from hwnas.pareto import Objective
 
+MAX_CONFIG_BYTES = 1 * MiB
+"""A config is tens of lines; anything near a MiB is a wrong file, not a config."""
+MAX_YAML_NODES = 100_000
+"""Values in a config once YAML's aliases are expanded: refuses an alias bomb ("billion
+laughs") that a few lines expand to billions of values, which validating would walk."""
+
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    """Strict types: YAML says what a value is, so ``seed: true`` or ``epochs: "5"`` is a
+    mistake to report, not a value to coerce; floats take ints and must be finite."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, strict=True)
+
+
+def _check_path(path: str | None) -> str | None:
+    if path is not None and ("\0" in path or len(path) > 4096):
+        raise ValueError("not a usable path (a NUL byte, or over 4096 characters)")
+    return path
 
 
 class DataConfig(_Strict):
@@ -33,6 +56,8 @@ class DataConfig(_Strict):
     context: int | None = Field(None, ge=2, le=8192, description="text: bytes a model sees")
     windows_per_epoch: int | None = Field(None, ge=1, le=10**7, description="text")
     eval_windows: int | None = Field(None, ge=1, le=10**6, description="text")
+
+    _path_usable = field_validator("path")(_check_path)
 
     def options(self) -> dict[str, Any]:
         """What is passed to the loader: the options that are set."""
@@ -63,7 +88,7 @@ class TrainConfig(_Strict):
     learning_rate: float | None = Field(None, gt=0, le=10)
     weight_decay: float | None = Field(None, ge=0, le=10)
     warmup: float | None = Field(None, ge=0, lt=1, description="share of steps warming up")
-    grad_clip: float | None = Field(None, gt=0, description="largest gradient norm")
+    grad_clip: float | None = Field(None, gt=0, le=1e6, description="largest gradient norm")
     random_subnets: int = Field(2, ge=0, le=64)
     teacher_only: float | None = Field(None, ge=0, lt=1, description="share of first steps")
     distillation: float | None = Field(None, ge=0, le=1, description="students' soft-target share")
@@ -110,6 +135,20 @@ class SearchConfig(_Strict):
     objectives: list[str] | None = None
     constraints: list[str] = Field(default_factory=list)
     calibration_images: int = Field(256, ge=8, le=10**6)
+
+    @model_validator(mode="after")
+    def _searcher_takes_options(self) -> SearchConfig:
+        """Searcher and options are checked here, before data loads or training starts."""
+        from hwnas.search import SEARCHERS, check_options
+
+        if self.searcher not in SEARCHERS:
+            known = ", ".join(SEARCHERS)
+            raise HwnasError(f"search.searcher: unknown {self.searcher!r}; choose {known}")
+        try:
+            check_options(self.searcher, self.options)
+        except HwnasError as exc:
+            raise HwnasError(f"search.options: {exc}") from None
+        return self
 
     @model_validator(mode="after")
     def _specs_parse(self) -> SearchConfig:
@@ -168,12 +207,36 @@ def parse_constraint(spec: str) -> tuple[str, str, float]:
 
 
 class RunConfig(_Strict):
-    seed: int = Field(0, ge=0, le=2**32 - 1)
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="numpy and torch take 32-bit seeds")
     data: DataConfig = Field(default_factory=DataConfig)
     supernet: SupernetConfig = Field(default_factory=SupernetConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     search: SearchConfig = Field(default_factory=SearchConfig)
     latency: LatencyConfig = Field(default_factory=LatencyConfig)
+
+    @model_validator(mode="after")
+    def _supernet_fits_the_data(self) -> RunConfig:
+        """The family and its overrides, checked against what the data's options decide of
+        the task (input size, context), without reading data or building the network: a
+        misspelt override or a size that would ask for terabytes fails in one line before
+        anything loads."""
+        from hwnas.families import family_type
+        from hwnas.tasks import expected_spec
+
+        try:
+            family = family_type(self.supernet.name)
+        except HwnasError as exc:
+            raise HwnasError(f"supernet.name: {exc}") from None
+        check = getattr(family.config_class, "for_spec", None)
+        if check is None:
+            return self
+        try:
+            check(self.supernet.overrides, expected_spec(self.data.name, self.data.options()))
+        except KeyedError as exc:
+            raise exc.under("supernet.overrides") from None
+        except HwnasError as exc:
+            raise HwnasError(f"supernet.overrides: {exc}") from None
+        return self
 
 
 def load_config(path: str | Path | None) -> RunConfig:
@@ -181,18 +244,55 @@ def load_config(path: str | Path | None) -> RunConfig:
     if path is None:
         return RunConfig()
     path = Path(path)
-    if not path.is_file():
-        raise HwnasError(f"config {path}: no such file")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise HwnasError(f"config {path}: not valid YAML ({one_line(exc)})") from None
+    raw = _parse_yaml(read_text_limited(path, "config", MAX_CONFIG_BYTES), path)
+    if raw is None:  # empty, or only comments: a wrong file, not a wish for every default
+        raise HwnasError(f"config {path}: holds no settings; omit --config for the defaults")
     if not isinstance(raw, dict):
         raise HwnasError(f"config {path}: expected a mapping at the top level")
     try:
         return validated(raw)
     except HwnasError as exc:
         raise HwnasError(f"config {path}: {exc}") from None
+
+
+def _parse_yaml(text: str, path: Path) -> Any:
+    """``yaml.safe_load`` that refuses what would exhaust memory or the stack: more than
+    ``MAX_YAML_NODES`` values once aliases are expanded, or nesting too deep to parse."""
+    try:
+        loader = yaml.SafeLoader(text)  # the reader refuses control characters at once
+    except yaml.YAMLError as exc:
+        raise HwnasError(f"config {path}: not valid YAML ({one_line(exc)})") from None
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _count_nodes(node, path)
+        return loader.construct_document(node)
+    except yaml.YAMLError as exc:
+        raise HwnasError(f"config {path}: not valid YAML ({one_line(exc)})") from None
+    except RecursionError:
+        raise HwnasError(f"config {path}: not valid YAML (nested too deeply)") from None
+    except (ValueError, TypeError, OverflowError) as exc:  # e.g. an int of 5000 digits
+        raise HwnasError(f"config {path}: not valid YAML ({one_line(exc)})") from None
+    finally:
+        loader.dispose()
+
+
+def _count_nodes(root: yaml.Node, path: Path) -> None:
+    stack, seen = [root], 0
+    while stack:
+        node = stack.pop()
+        seen += 1
+        if seen > MAX_YAML_NODES:
+            raise HwnasError(
+                f"config {path}: more than {MAX_YAML_NODES:,} values once YAML aliases are "
+                "expanded (an alias bomb?)"
+            )
+        if isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                stack.extend((key, value))
 
 
 def validated(raw: dict[str, Any]) -> RunConfig:
