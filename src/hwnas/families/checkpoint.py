@@ -27,6 +27,27 @@ from hwnas.families.base import Family
 from hwnas.files import write_atomic
 
 FORMAT = "hwnas.supernet/1"
+_HEADER_JSON = ("space", "config", "meta")
+# What the trainer's meta holds, type-checked where present, so a damaged or hand-edited
+# header is one line here instead of a traceback where the trainer reads it.
+_META_TYPES: dict[str, tuple[type, ...]] = {
+    "epoch": (int,), "seed": (int,), "train": (dict,), "data": (dict,), "history": (list,),
+}  # fmt: skip
+
+
+_HISTORY_NUMBERS = ("loss", "train_accuracy", "seconds", "samples_per_second")
+
+
+class CheckpointMeta(dict):
+    """The caller's meta (or one record of its history); a field it lacks is a one-line
+    ``HwnasError`` naming the checkpoint and the field, not a ``KeyError``."""
+
+    def __init__(self, values: Mapping[str, Any], where: str) -> None:
+        super().__init__(values)
+        self.where = where
+
+    def __missing__(self, key: str) -> Any:
+        raise HwnasError(f"{self.where} has no field {key!r}")
 
 
 def _digest(tensors: Mapping[str, torch.Tensor]) -> str:
@@ -102,20 +123,87 @@ def _first_difference(saved: Any, current: Any, where: str) -> str | None:
     return None
 
 
-def _read(path: Path) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
-    if not path.is_file():
+def _open(path: Path, model: Family | None) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
+    """Header and tensors of a checkpoint, checked in order of cost: the header first, then
+    (with ``model``) every tensor's name and shape against the model without reading any
+    data, then the data against its digest. A file for another network is refused before
+    its tensors are read, whatever their size."""
+    if not path.exists():
         raise HwnasError(f"checkpoint {path} does not exist")
+    if not path.is_file():
+        raise HwnasError(f"checkpoint {path} is not a file")
     try:
         with safe_open(str(path), framework="pt") as f:
             header = f.metadata() or {}
+            if header.get("format") != FORMAT:
+                raise HwnasError(f"checkpoint {path} is not an hwnas super-network checkpoint")
+            if model is not None:
+                _check_header(path, header, model)
+                expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+                got = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118
+                if expected != got:
+                    name = sorted(set(expected) ^ set(got)) or [
+                        k for k in expected if expected[k] != got[k]
+                    ]
+                    raise HwnasError(
+                        f"checkpoint {path} does not fit this model: tensor {name[0]!r} differs"
+                    )
             tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not iterable)
-    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+    except (SafetensorError, OSError, ValueError, RuntimeError, TypeError) as e:
         raise HwnasError(f"checkpoint {path} is corrupt or not safetensors: {one_line(e)}") from e
-    if header.get("format") != FORMAT:
-        raise HwnasError(f"checkpoint {path} is not an hwnas super-network checkpoint")
     if header.get("sha256") != _digest(tensors):
         raise HwnasError(f"checkpoint {path} is corrupt: tensor data does not match its digest")
     return header, tensors
+
+
+def _read(path: Path) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
+    return _open(path, None)
+
+
+def _header_json(path: Path, header: Mapping[str, str]) -> dict[str, Any]:
+    saved = {}
+    for key in _HEADER_JSON:
+        if key not in header:
+            raise HwnasError(f"checkpoint {path} has a corrupt header: no {key!r} field")
+        try:
+            saved[key] = json.loads(header[key])
+        except (json.JSONDecodeError, RecursionError) as e:
+            reason = "nested too deeply" if isinstance(e, RecursionError) else one_line(e)
+            raise HwnasError(f"checkpoint {path} has a corrupt header: {key}: {reason}") from None
+    if not isinstance(saved["meta"], dict):
+        raise HwnasError(f"checkpoint {path} has a corrupt header: meta is not a JSON object")
+    for key, kinds in _META_TYPES.items():
+        value = saved["meta"].get(key)
+        if key in saved["meta"] and (not isinstance(value, kinds) or isinstance(value, bool)):
+            names = " or ".join(k.__name__ for k in kinds)
+            raise HwnasError(
+                f"checkpoint {path} has a corrupt header: meta.{key} is {_short(value)}, "
+                f"expected {names}"
+            )
+    for i, record in enumerate(saved["meta"].get("history") or ()):
+        bad = not isinstance(record, dict) or any(
+            not isinstance(record[k], int | float) or isinstance(record[k], bool)
+            for k in _HISTORY_NUMBERS
+            if k in record
+        )
+        if bad:
+            raise HwnasError(
+                f"checkpoint {path} has a corrupt header: meta.history[{i}] is not a record "
+                "of numbers"
+            )
+    return saved
+
+
+def _check_header(path: Path, header: Mapping[str, str], model: Family) -> None:
+    saved = _header_json(path, header)
+    current = {"space": model.space().describe(), "config": model.config.to_dict()}
+    for key, value in current.items():
+        try:
+            found = _first_difference(saved[key], json.loads(json.dumps(value)), key)
+        except RecursionError:
+            found = f"{key} nested too deeply"
+        if found:
+            raise HwnasError(f"checkpoint {path} does not fit this model: {found}")
 
 
 def load_checkpoint(
@@ -129,29 +217,22 @@ def load_checkpoint(
     for another space or config, and a missing or corrupt file; ``model`` is untouched then.
     """
     path = Path(path)
-    header, tensors = _read(path)
-    try:
-        saved = {k: json.loads(header[k]) for k in ("space", "config", "meta")}
-    except (KeyError, json.JSONDecodeError) as e:
-        raise HwnasError(f"checkpoint {path} has a corrupt header: {one_line(e)}") from e
-    current = {"space": model.space().describe(), "config": model.config.to_dict()}
-    for key, value in current.items():
-        found = _first_difference(saved[key], json.loads(json.dumps(value)), key)
-        if found:
-            raise HwnasError(f"checkpoint {path} does not fit this model: {found}")
-    expected = {k: v.shape for k, v in model.state_dict().items()}
-    got = {k: v.shape for k, v in tensors.items()}
-    if expected != got:
-        name = sorted(set(expected) ^ set(got)) or [k for k in expected if expected[k] != got[k]]
-        raise HwnasError(f"checkpoint {path} does not fit this model: tensor {name[0]!r} differs")
+    header, tensors = _open(path, model)
+    meta = CheckpointMeta(_header_json(path, header)["meta"], f"checkpoint {path}: meta")
+    if isinstance(meta.get("history"), list):
+        meta["history"] = [
+            CheckpointMeta(r, f"checkpoint {path}: meta.history[{i}]")
+            for i, r in enumerate(meta["history"])
+        ]
     if optimizer is not None:
+        state = _read_optimizer(path, header)
         try:
-            optimizer.load_state_dict(_read_optimizer(path, header))
-        except (ValueError, KeyError) as e:
+            optimizer.load_state_dict(state)
+        except (ValueError, KeyError, TypeError, RuntimeError, IndexError) as e:
             side = optimizer_path(path)
             raise HwnasError(f"{side} does not fit the optimizer: {one_line(e)}") from e
     model.load_state_dict(tensors)
-    return saved["meta"]
+    return meta
 
 
 def _read_optimizer(path: Path, header: Mapping[str, str]) -> dict[str, Any]:
@@ -164,4 +245,10 @@ def _read_optimizer(path: Path, header: Mapping[str, str]) -> dict[str, Any]:
         raise HwnasError(f"optimizer state {side} cannot be read: {one_line(e)}") from e
     if hashlib.sha256(data).hexdigest() != header["optimizer_sha256"]:
         raise HwnasError(f"optimizer state {side} does not belong to checkpoint {path}")
-    return torch.load(io.BytesIO(data), weights_only=True)
+    try:  # weights_only: torch's restricted reader (tensors and plain containers only)
+        state = torch.load(io.BytesIO(data), weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any failure to read it is a damaged file
+        raise HwnasError(f"optimizer state {side} is corrupt: {one_line(e)}") from None
+    if not isinstance(state, dict):
+        raise HwnasError(f"optimizer state {side} is corrupt: not a state dict")
+    return state
