@@ -34,9 +34,9 @@ from pydantic import (
 )
 from sklearn.model_selection import KFold
 
-from hwnas.errors import HwnasError, first_invalid
+from hwnas.errors import HwnasError, first_invalid, one_line
 from hwnas.families.base import Family
-from hwnas.files import write_atomic
+from hwnas.files import MiB, read_text_limited, write_atomic
 from hwnas.hardware.measure import comparable, environment, prepare, time_rounds
 from hwnas.hardware.predictor import LatencyPredictor
 from hwnas.hardware.settings import LatencySettings
@@ -47,6 +47,12 @@ from hwnas.space import Arch
 
 FORMAT = "hwnas-latency-profile"
 VERSION = 1
+MAX_PROFILE_BYTES = 64 * MiB
+"""A profile of the default spaces is ~100 KiB (a few hundred table entries); 64 MiB leaves
+room for spaces a hundred times larger and keeps a wrong file from exhausting memory."""
+MAX_SAMPLES = 10_000
+"""Sub-networks a profile may say it was fitted on: ``--check`` draws them again (up to 100
+tries each) to hold them out, so the count bounds its work."""
 
 
 def space_fingerprint(supernet: str, config: dict[str, Any], input_shape: Sequence[int]) -> str:
@@ -69,7 +75,9 @@ def accuracy_figures(measured: np.ndarray, estimated: np.ndarray) -> dict[str, f
 
 # -- the file's schema: every field checked, NaN and infinity refused ------------------------
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    """JSON types as written: no ``"1.5"`` for a number, no ``true`` for 1."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
 
 
 class _Supernet(_Strict):
@@ -95,11 +103,11 @@ class _Table(_Strict):
 
 class _Predictor(_Strict):
     kind: Literal["ridge-log-ratio"]
-    mean: list[float]
-    scale: list[float]
-    coef: list[float]
+    mean: list[float] = Field(max_length=100_000)
+    scale: list[float] = Field(max_length=100_000)
+    coef: list[float] = Field(max_length=100_000)
     intercept: float
-    alpha: float
+    alpha: float = Field(ge=0)
 
     @field_validator("scale")
     @classmethod
@@ -115,6 +123,24 @@ class _Predictor(_Strict):
         return self
 
 
+class _Figures(_Strict):
+    within_10pct: float = Field(ge=0, le=1)
+    mape_pct: float = Field(ge=0)
+    kendall_tau: float = Field(ge=-1, le=1)
+    n: int = Field(ge=0, le=MAX_SAMPLES + 1)
+
+
+class _Validation(_Strict):
+    """How good the profile is, and what ``--check`` needs to hold its fitted archs out."""
+
+    method: str
+    seed: int = Field(ge=0, le=2**32 - 1)
+    samples: int = Field(ge=0, le=MAX_SAMPLES)
+    table: _Figures
+    predictor: _Figures
+    reference_ms: float | None = Field(None, gt=0)
+
+
 class _ProfileFile(_Strict):
     format: Literal["hwnas-latency-profile"]
     version: int
@@ -125,7 +151,7 @@ class _ProfileFile(_Strict):
     device: dict[str, Any]
     table: _Table
     predictor: _Predictor
-    validation: dict[str, Any]
+    validation: _Validation
 
 
 @dataclass(frozen=True)
@@ -184,16 +210,13 @@ class Profile:
 def load_profile(path: Path | str) -> Profile:
     """Read and check a profile file; any problem is one ``HwnasError`` naming file and field."""
     path = Path(path)
-    if not path.exists():
-        raise HwnasError(f"profile {path}: no such file")
-    if not path.is_file():
-        raise HwnasError(f"profile {path}: not a file")
+    text = read_text_limited(path, "profile", MAX_PROFILE_BYTES)
     try:
-        raw = json.loads(path.read_text(), parse_constant=_refuse_constant)
-    except OSError as exc:
-        raise HwnasError(f"profile {path}: cannot be read ({exc.strerror})") from None
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        raise HwnasError(f"profile {path}: not a valid JSON file ({exc})") from None
+        raw = json.loads(text, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise HwnasError(f"profile {path}: not a valid JSON file (nested too deeply)") from None
+    except ValueError as exc:
+        raise HwnasError(f"profile {path}: not a valid JSON file ({one_line(exc)})") from None
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
         raise HwnasError(f"profile {path}: not an hwnas latency profile (no format {FORMAT!r})")
     if type(raw.get("version")) is not int or raw["version"] != VERSION:
@@ -217,7 +240,7 @@ def load_profile(path: Path | str) -> Profile:
         table=LatencyTable(data.table.overhead_ms, data.table.entries),
         table_noise=data.table.noise,
         predictor=LatencyPredictor.from_dict(data.predictor.model_dump()),
-        validation=data.validation,
+        validation=data.validation.model_dump(exclude_none=True),
         created=data.created,
     )
 
