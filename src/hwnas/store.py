@@ -18,6 +18,9 @@ from typing import Any
 from hwnas.errors import HwnasError
 
 SCHEMA_VERSION = 1
+MAX_FIELD_CHARS = 16 * 1024**2
+"""Longest JSON text one stored field may hold: a run's config is kilobytes, an arch or its
+metrics hundreds of bytes; a longer field is damage, refused before it is read."""
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -102,11 +105,12 @@ class Store:
     def open_run(self, run_id: str, config: Mapping[str, Any]) -> None:
         """Create the run, or accept it unchanged; a changed config refuses the resume."""
         text = json.dumps(config, sort_keys=True)
-        row = self._conn.execute("SELECT config FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-        if row is None:
+        stored = self._stored_config(run_id)
+        if stored is None:
             self._conn.execute("INSERT INTO runs VALUES (?, ?, ?)", (run_id, text, time.time()))
-        elif row[0] != text:
-            old, new = json.loads(row[0]), json.loads(text)
+        elif stored != text:
+            old = _json_object(self.path, f"run {run_id!r} config", stored)
+            new = json.loads(text)
             changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
             raise HwnasError(
                 f"run {run_id!r} in {self.path} was started with a different config "
@@ -114,8 +118,30 @@ class Store:
             )
 
     def run_config(self, run_id: str) -> dict[str, Any] | None:
-        row = self._conn.execute("SELECT config FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-        return None if row is None else json.loads(row[0])
+        row = self._stored_config(run_id)
+        return None if row is None else _json_object(self.path, f"run {run_id!r} config", row)
+
+    def _stored_config(self, run_id: str) -> str | None:
+        """The run's config as stored, refusing an oversized or non-text one unread."""
+        row = self._query(
+            "SELECT typeof(config), length(config) FROM runs WHERE run_id = ?", (run_id,)
+        ).fetchone()
+        if row is None:
+            return None
+        if row[0] != "text" or row[1] > MAX_FIELD_CHARS:
+            raise HwnasError(
+                f"{self.path}: damaged run store: run {run_id!r} config is not JSON text "
+                f"(a {row[0]} of length {row[1]})"
+            )
+        (text,) = self._query("SELECT config FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        return text
+
+    def _query(self, sql: str, parameters: tuple = ()) -> sqlite3.Cursor:
+        """A read whose SQLite errors (a damaged page, a dropped table) are one line."""
+        try:
+            return self._conn.execute(sql, parameters)
+        except sqlite3.DatabaseError as exc:
+            raise HwnasError(f"{self.path}: damaged run store ({exc})") from None
 
     def run_ids(self) -> list[str]:
         """Run ids in creation order."""
@@ -164,13 +190,30 @@ class Store:
 
     def evaluations(self, run_id: str) -> list[Evaluation]:
         """All evaluations of the run in arrival order."""
-        rows = self._conn.execute(
+        bad = self._query(
+            "SELECT seq, arch_key FROM evaluations WHERE run_id = ? AND ("
+            " typeof(arch) != 'text' OR length(arch) > ?"
+            " OR typeof(metrics) NOT IN ('text', 'null') OR length(metrics) > ?"
+            " OR typeof(arch_key) != 'text' OR length(arch_key) > ?"
+            " OR typeof(error) NOT IN ('text', 'null') OR length(error) > ?"
+            " OR typeof(seq) != 'integer'"
+            " OR typeof(wall_time_s) NOT IN ('real', 'integer')"
+            " OR typeof(started_at) NOT IN ('real', 'integer')"
+            " OR typeof(finished_at) NOT IN ('real', 'integer')) LIMIT 1",
+            (run_id, *(MAX_FIELD_CHARS,) * 4),
+        ).fetchone()
+        if bad is not None:
+            raise HwnasError(
+                f"{self.path}: damaged run store: evaluation {bad[0]!r} of run {run_id!r} has "
+                "a field of the wrong type or size"
+            )
+        rows = self._query(
             f"SELECT {_COLUMNS} FROM evaluations WHERE run_id = ? ORDER BY seq", (run_id,)
-        )
-        return [_evaluation(row) for row in rows]
+        ).fetchall()
+        return [_evaluation(row, self.path) for row in rows]
 
     def count(self, run_id: str) -> int:
-        (n,) = self._conn.execute(
+        (n,) = self._query(
             "SELECT COUNT(*) FROM evaluations WHERE run_id = ?", (run_id,)
         ).fetchone()
         return n
@@ -185,17 +228,46 @@ class Store:
         self.close()
 
 
-def _evaluation(row: tuple) -> Evaluation:
-    """Decode a row the same way whether it was just written or read back on resume."""
+def _evaluation(row: tuple, path: Path | None = None) -> Evaluation:
+    """Decode a row the same way whether it was just written or read back on resume; a
+    damaged row read back (not JSON, wrong JSON types) is one line naming the store, the
+    run and the row."""
     run_id, seq, key, arch, metrics, error, wall_time_s, started_at, finished_at = row
+    where = f"evaluation {seq} of run {run_id!r}"
+    arch = _json_object(path, f"{where}: arch", arch)
+    if metrics is not None:
+        metrics = _json_object(path, f"{where}: metrics", metrics)
+        bad = next(
+            (
+                k
+                for k, v in metrics.items()
+                if not isinstance(v, int | float) or isinstance(v, bool)
+            ),
+            None,
+        )
+        if bad is not None:
+            raise HwnasError(f"{path}: damaged run store: {where}: metric {bad!r} is not a number")
     return Evaluation(
         run_id,
         seq,
         key,
-        json.loads(arch),
-        None if metrics is None else json.loads(metrics),
+        arch,
+        metrics,
         error,
         wall_time_s,
         started_at,
         finished_at,
     )
+
+
+def _json_object(path: Path | None, where: str, text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except (json.JSONDecodeError, RecursionError, TypeError) as exc:
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else "not valid JSON"
+        raise HwnasError(f"{path}: damaged run store: {where} is {reason}") from None
+    if not isinstance(value, dict):
+        raise HwnasError(
+            f"{path}: damaged run store: {where} is JSON {type(value).__name__}, not an object"
+        )
+    return value
