@@ -89,7 +89,12 @@ def load_nb201(
     known = devices(list(rows[0]))
     if device not in known:
         raise HwnasError(f"unknown device {device!r} in {path}; choose from {', '.join(known)}")
-    cells = [{**row, **parse_cell(row["arch_str"])} for row in rows]
+    cells = []
+    for line, row in enumerate(rows, start=2):
+        try:
+            cells.append({**row, **parse_cell(row["arch_str"])})
+        except HwnasError as exc:
+            raise HwnasError(f"{path}:{line}: {exc}") from None
     return TableBenchmark(
         cells,
         EDGE_NAMES,

@@ -8,30 +8,65 @@ from __future__ import annotations
 
 import csv
 import gzip
+import io
 import math
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from hwnas.errors import HwnasError
+from hwnas.errors import HwnasError, one_line
 from hwnas.evaluate.base import InvalidArch
+from hwnas.files import MiB, read_limited
 from hwnas.space import Arch, Choice, Space, Value, categorical, ordinal
+
+MAX_TABLE_BYTES = 512 * MiB
+"""Largest table read, compressed or not (NAS-Bench-201's is 4 MiB as CSV): a bigger file, or
+a gzip that inflates past this (a zip bomb), is refused instead of exhausting memory."""
 
 
 def read_csv(path: str | Path) -> list[dict[str, str]]:
-    """Rows of a CSV file, gzip-compressed or not; unreadable input is a user error."""
+    """Rows of a CSV file, gzip-compressed or not; unreadable input is a user error, and so
+    is a row with more or fewer fields than the header (named by its row number)."""
     path = Path(path)
-    if not path.is_file():
-        raise HwnasError(f"{path}: no such file")
-    opener = gzip.open if path.suffix == ".gz" else open
+    data = read_limited(path, "table", MAX_TABLE_BYTES)
+    if path.suffix == ".gz":
+        try:
+            with gzip.GzipFile(fileobj=io.BytesIO(data)) as handle:
+                data = handle.read(MAX_TABLE_BYTES + 1)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise HwnasError(f"table {path}: cannot read as gzip ({one_line(exc)})") from None
+        if len(data) > MAX_TABLE_BYTES:
+            raise HwnasError(f"table {path}: inflates to more than {MAX_TABLE_BYTES // MiB} MiB")
     try:
-        with opener(path, "rt", newline="") as handle:
-            rows = list(csv.DictReader(handle))
-    except (OSError, UnicodeDecodeError, csv.Error, EOFError) as exc:
-        raise HwnasError(f"{path}: cannot read as CSV ({exc})") from None
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise HwnasError(
+            f"table {path}: not UTF-8 text (byte {data[exc.start]:#04x} at offset {exc.start})"
+        ) from None
+    try:
+        reader = csv.reader(io.StringIO(text, newline=""))
+        header = next(reader, None)
+        records = list(reader)
+    except csv.Error as exc:
+        raise HwnasError(f"table {path}: cannot read as CSV ({one_line(exc)})") from None
+    if not header or not any(h.strip() for h in header):
+        raise HwnasError(f"table {path}: empty (no header row)")
+    duplicate = next((h for i, h in enumerate(header) if h in header[:i]), None)
+    if duplicate is not None:
+        raise HwnasError(f"table {path}: column {duplicate!r} appears twice in the header")
+    rows = []
+    for line, record in enumerate(records, start=2):
+        if not record:  # a blank line
+            continue
+        if len(record) != len(header):
+            raise HwnasError(
+                f"table {path}:{line}: {len(record)} fields, the header has {len(header)}"
+            )
+        rows.append(dict(zip(header, record, strict=True)))
     if not rows:
-        raise HwnasError(f"{path}: no data rows")
+        raise HwnasError(f"table {path}: no data rows")
     return rows
 
 
@@ -45,7 +80,11 @@ def _parse(text: str) -> Value:
 
 
 def _choice_for(name: str, raw: Sequence[str]) -> Choice:
-    values = sorted({_parse(v) for v in raw}, key=lambda v: (isinstance(v, str), v))
+    parsed = {_parse(v) for v in raw}
+    odd = next((v for v in parsed if isinstance(v, float) and not math.isfinite(v)), None)
+    if odd is not None:
+        raise HwnasError(f"choice column {name!r} holds {odd}, not a value an arch can take")
+    values = sorted(parsed, key=lambda v: (isinstance(v, str), v))
     if all(isinstance(v, int | float) for v in values):
         return ordinal(name, values)
     return categorical(name, sorted({str(v) for v in raw}))
@@ -79,32 +118,44 @@ class TableBenchmark:
                 )
         self.name = name
         self.metrics = tuple(metrics)
-        self.space = Space(
-            [
+        try:
+            spanned = [
                 categorical(c, options[c])
                 if options and c in options
                 else _choice_for(c, [r[c] for r in rows])
                 for c in choices
-            ],
-            name=name,
-            encoder=encoder,
-        )
+            ]
+        except HwnasError as exc:
+            raise HwnasError(f"{source}: {exc}") from None
+        self.space = Space(spanned, name=name, encoder=encoder)
         self._table: dict[str, dict[str, float]] = {}
+        first_line: dict[str, int] = {}
         for line, row in enumerate(rows, start=2):
             try:
                 arch = self.space.make({c: self._value(c, row[c]) for c in choices})
             except HwnasError as exc:
                 raise HwnasError(f"{source}:{line}: {exc}") from None
+            if arch.key in first_line:
+                raise HwnasError(
+                    f"{source}:{line}: the same arch as row {first_line[arch.key]} "
+                    f"({', '.join(f'{c}={row[c]}' for c in choices)}); each arch needs one row"
+                )
+            first_line[arch.key] = line
             values = {}
             for metric, column in metrics.items():
                 try:
                     values[metric] = float(row[column])
-                except ValueError:
+                except (ValueError, TypeError):
                     raise HwnasError(
                         f"{source}:{line}: column {column!r} is not a number: {row[column]!r}"
                     ) from None
             if all(math.isfinite(v) for v in values.values()):
                 self._table[arch.key] = values
+        if not self._table:
+            raise HwnasError(
+                f"{source}: no row has a finite value in every metric column "
+                f"({', '.join(metrics.values())})"
+            )
 
     def _value(self, choice: str, text: str) -> Value:
         c = self.space.choices[self.space.names.index(choice)]

@@ -27,6 +27,11 @@ from typing import Any
 import numpy as np
 
 from hwnas.errors import HwnasError, one_line
+from hwnas.files import MiB, read_limited
+
+MAX_PICKLE_BYTES = 256 * MiB
+"""A CIFAR-10 batch is 31 MiB; a file eight times that is not one, and reading it whole
+could exhaust memory."""
 
 
 class RefusedPickle(pickle.UnpicklingError):
@@ -188,9 +193,9 @@ def loads_restricted(payload: bytes, encoding: str = "bytes") -> Any:
 def load_pickle_file(path: Path) -> Any:
     """Read a user pickle safely; any problem is an ``HwnasError`` naming the file."""
     try:
-        payload = path.read_bytes()
-    except OSError as exc:
-        raise HwnasError(f"{path}: cannot read ({exc.strerror or exc})") from None
+        payload = read_limited(path, "file", MAX_PICKLE_BYTES)
+    except HwnasError as exc:
+        raise HwnasError(f"{path}: {str(exc).partition(f'{path}: ')[2]}") from None
     try:
         return loads_restricted(payload)
     except RefusedPickle as exc:
@@ -203,6 +208,8 @@ def load_pickle_file(path: Path) -> Any:
         IndexError,
         KeyError,
         AttributeError,
+        OverflowError,
+        UnicodeDecodeError,
     ) as exc:
         raise HwnasError(
             f"{path}: corrupt pickle ({type(exc).__name__}: {one_line(exc)})"
