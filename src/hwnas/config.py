@@ -125,6 +125,32 @@ class LatencyConfig(LatencySettings):
         return LatencySettings(**self.model_dump(exclude={"source"}))
 
 
+class QuantizeConfig(_Strict):
+    """Per-layer precision searched with the architecture (SimQ-NAS; ``hwnas.precision``).
+
+    ``precisions`` empty (the default): fp32 only, searched exactly as without this section.
+    Several: each quantizable layer of the family chooses among them (``int4``, weight-only,
+    only for layers that are all matrix products: the transformer's blocks). One: every
+    layer fixed to it (``[int8]``: quantize everything, the usual recipe). Quality, latency
+    and size are then measured on the quantized ONNX model. ``calibration``: inputs (from
+    the task's calibration split) that set activation ranges and AWQ's scales; ``awq``:
+    activation-aware INT4 scales, else round-to-nearest; ``block_size``: INT4 weights per
+    scale. ``fixed``: layers pinned to a precision, not searched (``{stem: fp32}``: the first
+    layer of a CNN is often kept in float)."""
+
+    precisions: list[Literal["fp32", "int8", "int4"]] = Field(default_factory=list, max_length=3)
+    fixed: dict[str, Literal["fp32", "int8", "int4"]] = Field(default_factory=dict, max_length=4096)
+    calibration: int = Field(64, ge=1, le=4096)
+    awq: bool = True
+    block_size: Literal[16, 32, 64, 128, 256] = 32
+
+    @model_validator(mode="after")
+    def _distinct(self) -> QuantizeConfig:
+        if len(set(self.precisions)) != len(self.precisions):
+            raise ValueError(f"precisions {self.precisions}: each at most once")
+        return self
+
+
 class SearchConfig(_Strict):
     """What to search for and how. ``objectives`` left unset are the task's quality metric
     (``accuracy:max`` for images, ``bits_per_byte:min`` for text) and ``latency_ms:min``."""
@@ -213,6 +239,7 @@ class RunConfig(_Strict):
     train: TrainConfig = Field(default_factory=TrainConfig)
     search: SearchConfig = Field(default_factory=SearchConfig)
     latency: LatencyConfig = Field(default_factory=LatencyConfig)
+    quantize: QuantizeConfig = Field(default_factory=QuantizeConfig)
 
     @model_validator(mode="after")
     def _supernet_fits_the_data(self) -> RunConfig:

@@ -104,9 +104,13 @@ def print_run(summary: dict, out: Path) -> None:
     Console().print(table)
     for label, info in summary["exported"].items():
         test = ", ".join(f"{name} {value:.4g}" for name, value in info["test"].items())
+        if "max_abs_diff" in info:
+            checked = f"vs PyTorch {info['max_abs_diff']:.1e}"
+        else:  # quantized: its validation quality again, against the search's
+            checked = "quantized, validation as searched"
         console.print(
             f"exported {label}: {out / info['onnx']} ({info['exported_latency_ms']:.3f} ms as "
-            f"a file; vs PyTorch {info['max_abs_diff']:.1e}; test split: {test})"
+            f"a file; {checked}; test split: {test})"
         )
     times = ", ".join(f"{k} {v:.1f}s" for k, v in summary["time_seconds"].items())
     console.print(f"time: {times}")

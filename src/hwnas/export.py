@@ -59,16 +59,31 @@ def export_subnet(
     if worst > TOLERANCE:
         raise RuntimeError(f"ONNX export of {description.get('key')} differs from PyTorch "
                            f"by {worst:.2e}")  # fmt: skip
+    return write_model(traced, example, path, description, latency, {"max_abs_diff": worst})
+
+
+def write_model(
+    model: bytes,
+    example: Callable[[int, torch.Generator], torch.Tensor],
+    path: Path,
+    description: dict[str, Any],
+    latency: LatencySettings,
+    checked: dict[str, Any],
+) -> dict[str, Any]:
+    """Write a checked ONNX ``model`` (fp32 as traced, or quantized) with ``description`` in
+    its metadata, time the written file, and write the JSON beside it; ``checked`` says how
+    it was checked (the parity with PyTorch, or a quantized model's quality agreement)."""
+    first = example(1, torch.Generator().manual_seed(0))
     shape = ["batch", *first.shape[1:]]
     model_input = {"name": "input", "shape": shape, "dtype": str(first.dtype).split(".")[-1]}
-    payload = _with_metadata(traced, {**description, "input": model_input})
+    payload = _with_metadata(model, {**description, "input": model_input})
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, payload)
-    timing = _time_file(path, example(latency.batch_size, generator), latency)
+    timing = _time_file(path, example(latency.batch_size, torch.Generator()), latency)
     record = {
         "onnx": path.name,
         "input": model_input,
-        "max_abs_diff": worst,
+        **checked,
         "bytes": len(payload),
         "sha256": hashlib.sha256(payload).hexdigest(),
         "exported_latency_ms": timing.median_ms,

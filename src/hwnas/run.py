@@ -25,12 +25,13 @@ from hwnas.evaluate.combined import Combined
 from hwnas.evaluate.context import EvaluationContext, EvaluationPlan
 from hwnas.evaluate.latency import ProfiledLatency
 from hwnas.evaluate.quality import recalibrate_batchnorm
-from hwnas.evaluate.registry import EVALUATORS, describe_metrics, metric_names
-from hwnas.export import export_subnet
+from hwnas.evaluate.registry import create_evaluators, describe_metrics, metric_names
+from hwnas.export import export_subnet, write_model
 from hwnas.families import build_family, family_type
 from hwnas.families.base import Family
 from hwnas.files import make_out
 from hwnas.pareto import Objective, objective_matrix
+from hwnas.precision import DeployedModel, PrecisionPolicy
 from hwnas.progress import Progress, SilentProgress
 from hwnas.results import front_of, knee_of, study_summary, write_results
 from hwnas.search import SEARCHERS, make_searcher
@@ -67,7 +68,14 @@ def plan_run(config: RunConfig) -> Plan:
     if config.search.searcher not in SEARCHERS:
         known = ", ".join(SEARCHERS)
         raise HwnasError(f"search.searcher: unknown {config.search.searcher!r}; choose {known}")
-    known = metric_names(EvaluationPlan(task, config.latency.source))
+    precision = bool(config.quantize.precisions)
+    if precision and config.latency.source != "measured":
+        raise HwnasError("quantize.precisions: a precision search times the quantized models "
+                         "(latency.source: measured); profiles hold fp32 layers only")  # fmt: skip
+    if precision and config.latency.backend != "onnxruntime":
+        raise HwnasError("quantize.precisions: quantized models run on ONNX Runtime "
+                         "(latency.backend: onnxruntime)")  # fmt: skip
+    known = metric_names(EvaluationPlan(task, config.latency.source, precision))
     for what, items in (("objectives", objectives), ("constraints", constraints)):
         unknown = [o.name for o in items if o.name not in known]
         if unknown:
@@ -134,21 +142,35 @@ def train_job(
 
 
 # -- search ------------------------------------------------------------------------------
+def _policy(config: RunConfig, model: Family, calibration: torch.Tensor) -> PrecisionPolicy | None:
+    """The precision policy of a precision search (``quantize.precisions``), else None."""
+    q = config.quantize
+    if not q.precisions:
+        return None
+    if not model.quantizable_layers():
+        raise HwnasError(f"quantize.precisions: the {config.supernet.name} family declares no "
+                         "quantizable layers")  # fmt: skip
+    return PrecisionPolicy(model, q.precisions, calibration[: q.calibration], q.awq,
+                           q.block_size, q.fixed, batchnorm=calibration)  # fmt: skip
+
+
 def _evaluators(
-    config: RunConfig, task: Task, model: Family, calibration: torch.Tensor
-) -> dict[str, Evaluator]:
-    """Every registered evaluator for this run. Accuracy and latency look at the same arch
-    back to back, so the extracted sub-network is cached for one arch."""
+    config: RunConfig, task: Task, model: Family, calibration: torch.Tensor,
+    policy: PrecisionPolicy | None,
+) -> dict[str, Evaluator]:  # fmt: skip
+    """Every registered evaluator taking part in this run. Accuracy and latency look at the
+    same arch back to back, so the extracted (or quantized) sub-network is cached for one."""
     context = EvaluationContext(
         task=task,
         model=model,
         family=config.supernet.name,
-        build=functools.lru_cache(maxsize=1)(model.extract),
+        build=policy.evaluated if policy else functools.lru_cache(maxsize=1)(model.extract),
         calibration=calibration,
         latency_source=config.latency.source,
         latency=config.latency.settings(),
+        precision=policy is not None,
     )
-    return {name: entry.create(context) for name, entry in EVALUATORS.items()}
+    return create_evaluators(context)
 
 
 def _search(
@@ -185,25 +207,37 @@ def _chosen(plan: Plan, front: list[Evaluation]) -> dict[str, Evaluation]:
 
 def _export(
     chosen: dict[str, Evaluation], config: RunConfig, task: Task, model: Family,
-    calibration: torch.Tensor, latency: Evaluator, out: Path,
+    calibration: torch.Tensor, latency: Evaluator, policy: PrecisionPolicy | None, out: Path,
 ) -> dict[str, dict[str, Any]]:  # fmt: skip
-    """ONNX files checked against PyTorch, each with its quality on the test split (never
-    seen by the search, which chose on the validation split) and its latency as a file."""
-    space = model.space()
+    """ONNX files checked against PyTorch (or, quantized, against the quality the search
+    measured), each with its quality on the test split (never seen by the search, which
+    chose on the validation split) and its latency as a file."""
+    space = policy.space if policy else model.space()
+    label_of = policy.label if policy else model.label
     settings = config.latency.settings()
     exported = {}
     for label, e in chosen.items():
         arch = space.make(e.arch)
         module = _calibrated(model, arch, calibration)
-        test = task.quality(module, "test")
         description = {
             "hwnas_version": __version__, "family": config.supernet.name,
-            "label": model.label(arch), "key": e.arch_key, "arch": e.arch,
+            "label": label_of(arch), "key": e.arch_key, "arch": e.arch,
             "task": task.identity(), "preprocessing": task.preprocessing(),
-            "metrics": e.metrics, "test_metrics": test,
+            "metrics": e.metrics,
         }  # fmt: skip
-        record = export_subnet(module, functools.partial(model.deployed_input, arch),
-                               out / "models" / f"{label}.onnx", description, settings)  # fmt: skip
+        path = out / "models" / f"{label}.onnx"
+        example = functools.partial(model.deployed_input, arch)
+        if policy is None:
+            test = task.quality(module, "test")
+            description["test_metrics"] = test
+            record = export_subnet(module, example, path, description, settings)
+        else:
+            payload = policy.deployed(module, arch)
+            deployed = DeployedModel(payload, model, arch)
+            checked = _agreement(task, deployed, e)
+            test = task.quality(deployed, "test")
+            description |= {"test_metrics": test, "precision": policy.policy(arch)}
+            record = write_model(payload, example, path, description, settings, checked)
         files = {"onnx": f"models/{label}.onnx", "json": f"models/{label}.json"}
         exported[label] = {"key": e.arch_key, "label": description["label"],
                            "metrics": e.metrics, "test": test, **record, **files}  # fmt: skip
@@ -213,6 +247,20 @@ def _export(
         for label, here in zip(chosen, latency.measure_here(archs, estimates), strict=True):
             exported[label].update(here)
     return exported
+
+
+def _agreement(task: Task, deployed: DeployedModel, searched: Evaluation) -> dict[str, Any]:
+    """The exported quantized model's validation quality against the search's: the same
+    quantization of the same weights on the same calibration inputs, so they must agree
+    (up to the order of float operations); a gap is a bug, never exported."""
+    again = task.quality(deployed, "val")
+    gaps = {name: abs(value - searched.metrics[name]) for name, value in again.items()}
+    for name, gap in gaps.items():
+        if gap > max(0.01 * abs(searched.metrics[name]), 1e-6):
+            raise RuntimeError(f"exported {searched.arch_key}: validation {name} "
+                               f"{again[name]:.4g} differs from the searched "
+                               f"{searched.metrics[name]:.4g}")  # fmt: skip
+    return {"validation_again": again, "validation_gap": gaps}
 
 
 def _calibrated(model: Family, arch: Arch, calibration: torch.Tensor) -> torch.nn.Module:
@@ -239,11 +287,14 @@ def run_job(
     task, model = prepare(config)
     trainer = _trainer(config, task, model)
     calibration = task.calibration_inputs(config.search.calibration_images, config.seed)
-    evaluators = _evaluators(config, task, model, calibration)
+    policy = _policy(config, model, calibration)
+    space = policy.space if policy else model.space()
+    label = policy.label if policy else model.label
+    evaluators = _evaluators(config, task, model, calibration, policy)
     latency = evaluators["latency"]
     try:
         searcher = make_searcher(
-            config.search.searcher, model.space(), plan.objectives, config.seed,
+            config.search.searcher, space, plan.objectives, config.seed,
             config.search.options, constraints=plan.constraints,
         )  # fmt: skip
     except HwnasError as exc:
@@ -257,7 +308,7 @@ def run_job(
 
     started = time.perf_counter()
     combined = Combined(list(evaluators.values()))
-    study, evaluations = _search(plan, model.space(), combined, searcher, latency, out, progress)
+    study, evaluations = _search(plan, space, combined, searcher, latency, out, progress)
     timings["search"] = time.perf_counter() - started
 
     started = time.perf_counter()
@@ -265,7 +316,7 @@ def run_job(
     if not front:
         raise HwnasError("no evaluated sub-network meets the constraints; relax search.constraints")
     chosen = _chosen(plan, front)
-    exported = _export(chosen, config, task, model, calibration, latency, out)
+    exported = _export(chosen, config, task, model, calibration, latency, policy, out)
     timings["export"] = time.perf_counter() - started
 
     summary = {
@@ -280,7 +331,7 @@ def run_job(
             front=front,
             knee=chosen["knee"],
             evaluations=len(evaluations),
-            label=model.label,
+            label=label,
         ),
         "task": task.identity(),
         "splits": task.split_sizes(),
@@ -293,7 +344,7 @@ def run_job(
         "settings": config.model_dump(mode="json"),
         "training_settings": trainer.settings.model_dump(mode="json"),
     }
-    write_results(out, summary, evaluations, model.label)
+    write_results(out, summary, evaluations, label)
     return summary
 
 
@@ -302,6 +353,8 @@ def described_metrics(config: RunConfig) -> dict[str, dict[str, Any]]:
     summary); quality metrics are measured on the validation split."""
     task = task_type(config.data.name)
     quality = {m.name for m in task.quality_metrics}
-    described = describe_metrics(EvaluationPlan(task, config.latency.source))
+    described = describe_metrics(
+        EvaluationPlan(task, config.latency.source, bool(config.quantize.precisions))
+    )
     return {name: {**m.to_dict(), **({"split": "val"} if name in quality else {})}
             for name, m in described.items()}  # fmt: skip

@@ -22,17 +22,21 @@ from hwnas.tasks.base import Task
 @dataclass(frozen=True)
 class EvaluationPlan:
     """``task``: the task's class (its quality metrics); ``latency_source``: ``measured`` or
-    ``profile:FILE``."""
+    ``profile:FILE``; ``precision``: whether archs carry a precision policy (then quality
+    and latency are those of the quantized model, and its file is weighed)."""
 
     task: type[Task]
     latency_source: str
+    precision: bool = False
 
 
 @dataclass(frozen=True)
 class EvaluationContext:
     """``build`` extracts an arch's standalone sub-network (cached by the caller, since
-    several evaluators look at the same arch in a row); ``calibration`` are training inputs
-    for re-estimating batch-norm statistics; ``family`` is the registry name."""
+    several evaluators look at the same arch in a row), or in a precision search its
+    quantized ONNX model (``hwnas.quantize.OnnxModule``, batch norm already recalibrated);
+    ``calibration`` are training inputs for re-estimating batch-norm statistics; ``family``
+    is the registry name."""
 
     task: Task
     model: Family
@@ -41,3 +45,4 @@ class EvaluationContext:
     calibration: torch.Tensor
     latency_source: str
     latency: LatencySettings
+    precision: bool = False

@@ -20,7 +20,11 @@ from hwnas.tasks.base import Task
 
 @torch.no_grad()
 def recalibrate_batchnorm(module: nn.Module, inputs: torch.Tensor, batch_size: int = 256) -> None:
-    """Replace running statistics with exact averages over ``inputs`` (no-op without BN)."""
+    """Replace running statistics with exact averages over ``inputs`` (no-op without BN, and
+    for a model that is not a torch module: a quantized ONNX model was recalibrated before
+    it was exported)."""
+    if not isinstance(module, nn.Module):
+        return
     norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not norms:
         return

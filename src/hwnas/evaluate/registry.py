@@ -10,18 +10,23 @@ from __future__ import annotations
 from typing import Protocol
 
 from hwnas.evaluate.base import Evaluator
-from hwnas.evaluate.combined import Combined
 from hwnas.evaluate.context import EvaluationContext, EvaluationPlan
 from hwnas.evaluate.cost import CostEvaluator
 from hwnas.evaluate.latency import Latency
 from hwnas.evaluate.memory import MemoryEvaluator
 from hwnas.evaluate.quality import QualityEvaluator
+from hwnas.evaluate.size import QuantizedSize
 from hwnas.metrics import Metric
 
 
 class EvaluatorEntry(Protocol):
-    def describe(self, plan: EvaluationPlan) -> tuple[Metric, ...]: ...
-    def create(self, context: EvaluationContext) -> Evaluator: ...
+    def describe(self, plan: EvaluationPlan) -> tuple[Metric, ...]:
+        """The metrics it records in runs of ``plan`` (none: it takes no part)."""
+        ...
+
+    def create(self, context: EvaluationContext) -> Evaluator | None:
+        """Its evaluator for this run, or None where ``describe`` gives no metric."""
+        ...
 
 
 EVALUATORS: dict[str, EvaluatorEntry] = {
@@ -29,6 +34,7 @@ EVALUATORS: dict[str, EvaluatorEntry] = {
     "cost": CostEvaluator,
     "memory": MemoryEvaluator,
     "latency": Latency,
+    "quantized_size": QuantizedSize,
 }
 
 
@@ -41,6 +47,7 @@ def metric_names(plan: EvaluationPlan) -> tuple[str, ...]:
     return tuple(describe_metrics(plan))
 
 
-def build_evaluator(context: EvaluationContext) -> Combined:
-    """All registered evaluators as one, in registry order."""
-    return Combined([entry.create(context) for entry in EVALUATORS.values()])
+def create_evaluators(context: EvaluationContext) -> dict[str, Evaluator]:
+    """The registered evaluators that take part in this run, by name, in registry order."""
+    made = {name: entry.create(context) for name, entry in EVALUATORS.items()}
+    return {name: evaluator for name, evaluator in made.items() if evaluator is not None}

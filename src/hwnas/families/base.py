@@ -36,6 +36,7 @@ import torch
 from torch import nn
 
 from hwnas.errors import HwnasError
+from hwnas.precision import QuantizableLayer, strip_policy
 from hwnas.space import Arch, Space, Value
 from hwnas.tasks.base import InputSpec, TaskSpec
 
@@ -219,13 +220,34 @@ class Family(Protocol):
         return self.input_spec().shape
 
     def canonical(self, arch: ArchLike) -> Arch:
-        """Validate ``arch`` against this network's space and return its canonical form."""
+        """Validate ``arch`` against this network's space and return its canonical form.
+
+        An arch of a precision search (``hwnas.precision``) carries ``precision.*`` values as
+        well; they are not the family's business and are dropped here, so every hook answers
+        for the architecture alone."""
         space = self.space()
         if isinstance(arch, Arch):
-            if arch.names != space.names:
+            if strip_policy(dict.fromkeys(arch.names)).keys() != set(space.names):
                 raise HwnasError("arch does not belong to this super-network's space")
             arch = arch.to_dict()
-        return space.make(arch)
+        return space.make(strip_policy(arch))
+
+    # -- precision search (hwnas.precision) ------------------------------------------------
+    def quantizable_layers(self) -> list[QuantizableLayer]:
+        """The layers whose precision a search may choose, each with the architecture
+        condition under which it exists; none unless the family declares them."""
+        return []
+
+    def quantizable_modules(self, arch: ArchLike) -> dict[str, tuple[str, ...]]:
+        """For the quantizable layers ``arch`` runs: the module paths in ``extract(arch)``
+        (hence the ONNX nodes) that make each of them up."""
+        return {}
+
+    def to_deployed(self, arch: ArchLike, x: torch.Tensor) -> torch.Tensor:
+        """Task inputs as ``arch``'s deployed model takes them (``deployed_shape``): what
+        ``extract(arch)`` does to its input before its first layer; identity unless the
+        family overrides ``deployed_shape``."""
+        return x
 
 
 def refuse_task_keys(family: str, overrides: Mapping[str, Any], keys: Sequence[str]) -> None:

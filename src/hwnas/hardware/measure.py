@@ -116,7 +116,14 @@ def prepare(
     module: torch.nn.Module, example: torch.Tensor, settings: LatencySettings
 ) -> Callable[[], object]:
     """One inference of ``module`` on ``example`` with the configured back-end, ready to time
-    (for ONNX Runtime the export and session creation happen here, outside the timing)."""
+    (for ONNX Runtime the export and session creation happen here, outside the timing).
+
+    A model that is already ONNX (``hwnas.quantize.OnnxModule``: its bytes in ``model``) is
+    timed as it is, on ONNX Runtime."""
+    if not isinstance(module, torch.nn.Module):
+        session = onnx_session(module.model, settings.threads)
+        feed = {"input": example.numpy()}
+        return lambda: session.run(None, feed)
     module = module.eval()
     if settings.backend == "onnxruntime":
         session = onnx_session(to_onnx(module, example), settings.threads)

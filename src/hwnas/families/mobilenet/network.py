@@ -28,6 +28,7 @@ from hwnas.families.mobilenet.elastic import (
 )
 from hwnas.families.mobilenet.memory import mobilenet_schedule, parameter_bytes
 from hwnas.families.mobilenet.static import MBConv, SubNet, activation, pool_and_classify, resize
+from hwnas.precision import QuantizableLayer
 from hwnas.space import Arch, Space
 from hwnas.tasks.base import InputSpec, TaskSpec
 
@@ -195,6 +196,29 @@ class ElasticMobileNet(nn.Module, Family):
         """The arch's own resolution: fed at it, the sub-network skips its input resize."""
         resolution = self.canonical(arch).to_dict()["resolution"]
         return self.config.in_channels, resolution, resolution
+
+    def to_deployed(self, arch: ArchLike, x: torch.Tensor) -> torch.Tensor:
+        return resize(x, int(self.canonical(arch)["resolution"]))
+
+    def quantizable_layers(self) -> list[QuantizableLayer]:
+        """The stem, every block (while its stage is deep enough) and the head with the
+        classifier; all convolutional, so int8 or fp32."""
+        c = self.config
+        layers = [QuantizableLayer("stem")]
+        for i in range(len(c.widths)):
+            for j in range(c.max_depth):
+                deeper = tuple(d for d in c.depths if d > j)
+                when = None if j < min(c.depths) else f"s{i}.depth"
+                layers.append(QuantizableLayer(f"s{i}.b{j}", when=when, in_=deeper if when else ()))
+        return [*layers, QuantizableLayer("head")]
+
+    def quantizable_modules(self, arch: ArchLike) -> dict[str, tuple[str, ...]]:
+        arch = self.canonical(arch)
+        modules = {"stem": ("stem",)}
+        blocks = (f"s{i}.b{j}" for i in range(len(self.config.widths))
+                  for j in range(int(arch[f"s{i}.depth"])))  # fmt: skip
+        modules.update({name: (f"blocks.{k}",) for k, name in enumerate(blocks)})
+        return {**modules, "head": ("head", "classifier")}
 
     def phases(self) -> tuple[Phase, ...]:
         """Once-for-All's order: the full network, then elastic kernel, depth, and last the

@@ -38,6 +38,7 @@ from hwnas.families.transformer.config import (
     build_space,
     capacity,
 )
+from hwnas.precision import QuantizableLayer
 from hwnas.space import Arch, Space
 from hwnas.tasks.base import InputSpec, TaskSpec
 
@@ -255,6 +256,23 @@ class ElasticTransformer(nn.Module, Family):
                     counts[str(value)] = counts.get(str(value), 0) + 1
         operators = " ".join(f"{op}{n}" for op, n in counts.items())
         return f"d{values['depth']} w{values['width']} {operators}"
+
+    def quantizable_layers(self) -> list[QuantizableLayer]:
+        """Every block (while the network is that deep): its projections and feed-forward
+        are matrix products, so int4 weight-only as well. The embedding and the head stay
+        fp32: the token head shares the embedding's weights, which a lookup reads."""
+        c = self.config
+        layers = []
+        for i in range(c.max_depth):
+            deeper = tuple(d for d in c.depths if d > i)
+            when = None if i < min(c.depths) else "depth"
+            layers.append(QuantizableLayer(f"l{i}", linear=True, when=when,
+                                           in_=deeper if when else ()))  # fmt: skip
+        return layers
+
+    def quantizable_modules(self, arch: ArchLike) -> dict[str, tuple[str, ...]]:
+        depth = int(self.canonical(arch)["depth"])
+        return {f"l{i}": (f"blocks.{i}",) for i in range(depth)}
 
     def phases(self) -> tuple[Phase, ...]:
         """The full network; then the operators open; then depth; last every size, with
