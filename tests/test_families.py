@@ -1,4 +1,3 @@
-
 """The family contract, held over every registered family and every task it serves."""
 
 import functools

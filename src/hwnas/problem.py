@@ -152,8 +152,10 @@ def optimize(
             seed=seed,
             objectives=parsed,
             constraints=limits,
-            metrics={n: {"unit": "", "description": f"returned by {name}", "integer": False}
-                     for n in returned},  # fmt: skip
+            metrics={
+                n: {"unit": "", "description": f"returned by {name}", "integer": False}
+                for n in returned
+            },  # fmt: skip
             front=front,
             knee=knee,
             evaluations=len(evaluations),
