@@ -52,7 +52,7 @@ def assert_refused(result, out: Path, before: dict | None, *names: str) -> str:
     unchanged; returns the line."""
     everything = result.stdout + result.stderr
     assert "Traceback" not in everything, everything
-    lines = [line for line in result.stderr.splitlines() if line.strip()]  # see below
+    lines = result.stderr.splitlines()
     assert result.returncode == 2, (result.returncode, everything)
     assert len(lines) == 1 and lines[0].startswith("hwnas: error: "), result.stderr
     assert any(str(n) in lines[0] for n in names), (names, lines[0])
@@ -923,13 +923,6 @@ def test_bad_bench_tables(tmp_path, kind):
         assert f"{path}:" in line and "row" in line or "fields" in line
 
 
-@pytest.mark.xfail(
-    reason="needs src/hwnas/console.py or cli.py: an error raised inside `with RichProgress()` "
-    "(data, checkpoint, profile and store errors) leaves a blank line on stderr before the "
-    "error line; enter the progress display only once inputs are checked, or print nothing "
-    "on exit when no bar was shown",
-    strict=True,
-)
 def test_an_error_after_the_progress_display_starts_is_still_exactly_one_line(tmp_path):
     root = IMAGE_FOLDERS["one-class"](tmp_path / "images")
     raw = changed(tiny_raw(), "data", {"name": "image-folder", "path": str(root)})
@@ -938,12 +931,6 @@ def test_an_error_after_the_progress_display_starts_is_still_exactly_one_line(tm
     assert result.returncode == 2 and len(result.stderr.splitlines()) == 1, repr(result.stderr)
 
 
-@pytest.mark.xfail(
-    reason="needs src/hwnas/run.py: on --resume the run store is opened only after training "
-    "(_search), so a damaged run.sqlite costs the whole training first; open and check the "
-    "store (Store(...).run_config / evaluations) in _check_out or before _train",
-    strict=True,
-)
 def test_a_damaged_store_is_refused_before_training(tmp_path, checkpoint):
     config_path, good = checkpoint  # epoch 0: a resume would train first
     out = tmp_path / "out"

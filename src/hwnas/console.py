@@ -28,7 +28,10 @@ class _Task:
 
 
 class RichProgress:
-    """Implements ``hwnas.progress.Progress`` with rich bars; inner tasks vanish when done."""
+    """Implements ``hwnas.progress.Progress`` with rich bars; inner tasks vanish when done.
+
+    The display starts with the first task, so an error found while inputs are checked (before
+    any work) leaves its one line on stderr and nothing else."""
 
     def __init__(self) -> None:
         self._bars = _RichBars(
@@ -39,15 +42,19 @@ class RichProgress:
             console=console,
         )
         self._depth = 0
+        self._shown = False
 
     def __enter__(self) -> RichProgress:
-        self._bars.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._bars.__exit__(*exc)
+        if self._shown:
+            self._bars.__exit__(*exc)
 
     def task(self, description: str, total: int | None) -> _Task:
+        if not self._shown:
+            self._bars.__enter__()
+            self._shown = True
         self._depth += 1
         return _Task(self._bars, self._bars.add_task(description, total=total), self._depth > 1)
 

@@ -103,6 +103,10 @@ def _check_out(out: Path, resume: bool, marker: str) -> None:
         raise HwnasError(f"{out} already holds a run; pass --resume to continue it or pick --out")
     if resume and not started:
         raise HwnasError(f"--resume: {out} holds no run to resume")
+    if (out / "run.sqlite").exists():  # a damaged store must not cost a training first
+        with Store(out / "run.sqlite") as store:
+            store.run_config(RUN_ID)
+            store.evaluations(RUN_ID)
 
 
 # -- train -------------------------------------------------------------------------------
