@@ -175,6 +175,12 @@ def bench_calibration(args) -> list[dict]:
             q = quantize_int8(data, calibration, **kwargs)
             seconds = time.perf_counter() - started
             row[name] = {**task.quality(OnnxModule(q), "val"), "seconds": round(seconds, 2)}
+        if family == "transformer":  # INT4 weight-only: AWQ against round-to-nearest
+            for name, awq in (("int4_rtn", False), ("int4_awq", True)):
+                started = time.perf_counter()
+                q = quantize_int4(data, calibration, awq=awq)
+                seconds = time.perf_counter() - started
+                row[name] = {**task.quality(OnnxModule(q), "val"), "seconds": round(seconds, 2)}
         rows.append(row)
     return rows
 
