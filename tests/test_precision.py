@@ -7,7 +7,6 @@ import torch
 
 from hwnas.errors import HwnasError
 from hwnas.evaluate.quality import recalibrate_batchnorm
-from hwnas.families import FAMILIES
 from hwnas.hardware.measure import to_onnx
 from hwnas.precision import PREFIX, DeployedModel, PrecisionPolicy, policy_of, strip_policy
 from hwnas.quantize.graph import module_of, nodes_of
@@ -39,14 +38,6 @@ def with_policy(policy, arch, precision):
         **{n: precision for n in policy.space.names if n.startswith(PREFIX)},
     }
     return policy.space.make(values)
-
-
-def test_every_family_with_layers_is_covered():
-    assert {f for f, _ in QUANTIZABLE} == {f for f in FAMILIES if build_any(f)}
-
-
-def build_any(family):
-    return any(build(f, s) and build(f, s).quantizable_layers() for f, s in CASES if f == family)
 
 
 def test_the_policy_space_adds_one_choice_per_layer_and_families_ignore_it(net):

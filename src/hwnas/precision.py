@@ -124,7 +124,7 @@ class PrecisionPolicy:
 
     def policy(self, arch: ArchLike) -> dict[str, str]:
         """Layer -> precision for every layer ``arch`` runs (fixed ones included)."""
-        values = arch.to_dict() if isinstance(arch, Arch) else dict(arch)
+        values = _values(arch)
         chosen = policy_of(values)
         active = self.family.quantizable_modules(strip_policy(values))
         return {name: chosen.get(name, self.options[name][0]) for name in active}
