@@ -96,11 +96,11 @@ def test_constraints_on_any_metric_are_split_from_objective_limits():
 
 
 def test_missing_config_and_data_paths(tmp_path):
-    r = hwnas("run", "--config", tmp_path / "none.yaml", "--out", tmp_path / "o")
+    r = cli("run", "--config", tmp_path / "none.yaml", "--out", tmp_path / "o")
     assert r.returncode == 2 and "no such file" in r.stderr
     path = tmp_path / "c.yaml"
     path.write_text(f"data: {{name: cifar10, path: {tmp_path / 'nothing'}}}")
-    r = hwnas("run", "--config", path, "--out", tmp_path / "o")
+    r = cli("run", "--config", path, "--out", tmp_path / "o")
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "o").exists()
 
@@ -164,7 +164,7 @@ def test_run_end_to_end_and_resume_after_kill(tmp_path):
         before = [e.arch_key for e in store.evaluations("main")]
     assert 3 <= len(before) < 10, "the run must be killed during the search"
 
-    r = hwnas("run", "--config", config, "--out", out)
+    r = cli("run", "--config", config, "--out", out)
     assert r.returncode == 2 and "--resume" in r.stderr
 
     r = hwnas("run", "--config", config, "--out", out, "--resume")
