@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import (
@@ -31,6 +31,9 @@ MAX_CONFIG_BYTES = 1 * MiB
 MAX_YAML_NODES = 100_000
 """Values in a config once YAML's aliases are expanded: refuses an alias bomb ("billion
 laughs") that a few lines expand to billions of values, which validating would walk."""
+
+
+Section = TypeVar("Section", bound=BaseModel)
 
 
 class _Strict(BaseModel):
@@ -324,10 +327,17 @@ def _count_nodes(root: yaml.Node, path: Path) -> None:
 
 def validated(raw: dict[str, Any]) -> RunConfig:
     """A config from plain data, every error one line naming the key."""
+    return validated_section(RunConfig, "", raw)
+
+
+def validated_section(model: type[Section], where: str, raw: dict[str, Any]) -> Section:
+    """``raw`` as ``model`` (a whole config or one section of it, as ``hwnas.optimize``
+    takes its search settings), every error one line naming ``where`` and the key."""
     try:
-        return RunConfig.model_validate(raw)
+        return model.model_validate(raw)
     except ValidationError as exc:
-        raise HwnasError(first_invalid(exc)) from None
+        message = first_invalid(exc)
+        raise HwnasError(f"{where}: {message}" if where else message) from None
 
 
 def with_overrides(config: RunConfig, changes: dict[str, Any]) -> RunConfig:

@@ -60,6 +60,15 @@ class Objective:
             raise HwnasError(f"bad objective {spec!r}: limit must be a finite number")
         return cls(name, direction, limit)
 
+    @property
+    def spec(self) -> str:
+        """The text ``parse`` reads back: ``latency_ms:min<=5.0``."""
+        if self.limit is None:
+            return f"{self.name}:{self.direction}"
+        return (
+            f"{self.name}:{self.direction}{'<=' if self.direction == 'min' else '>='}{self.limit!r}"
+        )
+
     def to_min(self, value: float | np.ndarray) -> float | np.ndarray:
         """The value in minimisation form (negated for "max"); floats and arrays alike."""
         return -value if self.direction == "max" else value

@@ -103,18 +103,14 @@ def optimize(
     Raise ``hwnas.evaluate.base.InvalidArch`` from ``function`` for archs it cannot score.
     ``out`` must be new unless ``resume`` (then the same arguments are required).
     """
-    from hwnas.config import parse_constraint
+    from hwnas.config import SearchConfig, validated_section
 
     space = space if isinstance(space, Space) else Space.from_options(space)
-    parsed = [o if isinstance(o, Objective) else Objective.parse(o) for o in objectives]
-    if not parsed:
-        raise HwnasError("optimize: at least one objective is needed")
-    limits = []
-    for spec in constraints:
-        name, op, limit = parse_constraint(spec)
-        limits.append(Objective(name, "min" if op == "<=" else "max", limit))
-    if isinstance(budget, bool) or not isinstance(budget, int) or not 1 <= budget <= 10**7:
-        raise HwnasError(f"optimize: budget {budget!r} must be an integer in 1..10000000")
+    search = validated_section(SearchConfig, "optimize", {
+        "objectives": [o.spec if isinstance(o, Objective) else o for o in objectives],
+        "constraints": list(constraints), "budget": budget,
+    })  # fmt: skip
+    parsed, limits = search.parsed_objectives(()), search.parsed_constraints(())
     out = Path(out)
     store_path = out / "run.sqlite"
     if store_path.exists() and not resume:

@@ -58,6 +58,12 @@ class Plan:
     metrics: tuple[str, ...]
 
 
+def evaluation_plan(config: RunConfig) -> EvaluationPlan:
+    """What the evaluators of a run of ``config`` will be asked for: its metrics follow."""
+    precision = bool(config.quantize.precisions)
+    return EvaluationPlan(task_type(config.data.name), config.latency.source, precision)
+
+
 def plan_run(config: RunConfig) -> Plan:
     """Check what the config alone can tell (no data read, nothing built)."""
     task = task_type(config.data.name)
@@ -75,7 +81,7 @@ def plan_run(config: RunConfig) -> Plan:
     if precision and config.latency.backend != "onnxruntime":
         raise HwnasError("quantize.precisions: quantized models run on ONNX Runtime "
                          "(latency.backend: onnxruntime)")  # fmt: skip
-    known = metric_names(EvaluationPlan(task, config.latency.source, precision))
+    known = metric_names(evaluation_plan(config))
     for what, items in (("objectives", objectives), ("constraints", constraints)):
         unknown = [o.name for o in items if o.name not in known]
         if unknown:
@@ -163,13 +169,17 @@ def _evaluators(
     policy: PrecisionPolicy | None,
 ) -> dict[str, Evaluator]:  # fmt: skip
     """Every registered evaluator taking part in this run. Accuracy and latency look at the
-    same arch back to back, so the extracted (or quantized) sub-network is cached for one."""
+    same arch back to back, so the recalibrated (or quantized) sub-network is cached for one."""
+
+    @functools.lru_cache(maxsize=1)
+    def calibrated(arch: Arch) -> torch.nn.Module:
+        return _calibrated(model, arch, calibration)
+
     context = EvaluationContext(
         task=task,
         model=model,
         family=config.supernet.name,
-        build=policy.evaluated if policy else functools.lru_cache(maxsize=1)(model.extract),
-        calibration=calibration,
+        build=policy.evaluated if policy else calibrated,
         latency_source=config.latency.source,
         latency=config.latency.settings(),
         precision=policy is not None,
@@ -355,10 +365,8 @@ def run_job(
 def described_metrics(config: RunConfig) -> dict[str, dict[str, Any]]:
     """Unit and meaning of every metric a run of ``config`` records (``hwnas metrics``, the
     summary); quality metrics are measured on the validation split."""
-    task = task_type(config.data.name)
-    quality = {m.name for m in task.quality_metrics}
-    described = describe_metrics(
-        EvaluationPlan(task, config.latency.source, bool(config.quantize.precisions))
-    )
+    plan = evaluation_plan(config)
+    quality = {m.name for m in plan.task.quality_metrics}
+    described = describe_metrics(plan)
     return {name: {**m.to_dict(), **({"split": "val"} if name in quality else {})}
             for name, m in described.items()}  # fmt: skip

@@ -186,7 +186,7 @@ class Store:
             ).fetchall()[0]
         except sqlite3.IntegrityError:
             raise ValueError(f"run {run_id!r} already has arch {arch_key!r}") from None
-        return _evaluation((run_id, seq, *values))
+        return _evaluation((run_id, seq, *values), self.path)
 
     def evaluations(self, run_id: str) -> list[Evaluation]:
         """All evaluations of the run in arrival order."""
@@ -228,7 +228,7 @@ class Store:
         self.close()
 
 
-def _evaluation(row: tuple, path: Path | None = None) -> Evaluation:
+def _evaluation(row: tuple, path: Path) -> Evaluation:
     """Decode a row the same way whether it was just written or read back on resume; a
     damaged row read back (not JSON, wrong JSON types) is one line naming the store, the
     run and the row."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import torch
 from torch import nn
 
 from hwnas.families.base import Family
@@ -32,17 +31,16 @@ class EvaluationPlan:
 
 @dataclass(frozen=True)
 class EvaluationContext:
-    """``build`` extracts an arch's standalone sub-network (cached by the caller, since
-    several evaluators look at the same arch in a row), or in a precision search its
-    quantized ONNX model (``hwnas.quantize.OnnxModule``, batch norm already recalibrated);
-    ``calibration`` are training inputs for re-estimating batch-norm statistics; ``family``
-    is the registry name."""
+    """``build`` gives an arch's model as it would be deployed, cached by the caller since
+    several evaluators look at the same arch in a row: the standalone sub-network with its
+    batch-norm statistics re-estimated on calibration inputs (the super-network's shared
+    ones fit no sub-network), or in a precision search its quantized ONNX model
+    (``hwnas.quantize.OnnxModule``); ``family`` is the registry name."""
 
     task: Task
     model: Family
     family: str
     build: Callable[[Arch], nn.Module]
-    calibration: torch.Tensor
     latency_source: str
     latency: LatencySettings
     precision: bool = False

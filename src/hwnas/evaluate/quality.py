@@ -20,11 +20,7 @@ from hwnas.tasks.base import Task
 
 @torch.no_grad()
 def recalibrate_batchnorm(module: nn.Module, inputs: torch.Tensor, batch_size: int = 256) -> None:
-    """Replace running statistics with exact averages over ``inputs`` (no-op without BN, and
-    for a model that is not a torch module: a quantized ONNX model was recalibrated before
-    it was exported)."""
-    if not isinstance(module, nn.Module):
-        return
+    """Replace running statistics with exact averages over ``inputs`` (no-op without BN)."""
     norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not norms:
         return
@@ -38,13 +34,11 @@ def recalibrate_batchnorm(module: nn.Module, inputs: torch.Tensor, batch_size: i
 
 
 class QualityEvaluator:
-    """The task's quality metrics on the validation split, of ``build(arch)`` recalibrated."""
+    """The task's quality metrics on the validation split, of the model ``build(arch)``
+    (recalibrated, or quantized, by the pipeline: ``EvaluationContext.build``)."""
 
-    def __init__(
-        self, build: Callable[[Arch], nn.Module], calibration: torch.Tensor, task: Task
-    ) -> None:
+    def __init__(self, build: Callable[[Arch], nn.Module], task: Task) -> None:
         self.build = build
-        self.calibration = calibration
         self.task = task
         self.metrics = tuple(m.name for m in task.quality_metrics)
 
@@ -54,9 +48,7 @@ class QualityEvaluator:
 
     @classmethod
     def create(cls, context: EvaluationContext) -> QualityEvaluator:
-        return cls(context.build, context.calibration, context.task)
+        return cls(context.build, context.task)
 
     def evaluate(self, arch: Arch) -> dict[str, float]:
-        module = self.build(arch)
-        recalibrate_batchnorm(module, self.calibration)
-        return self.task.quality(module, "val")
+        return self.task.quality(self.build(arch), "val")

@@ -156,10 +156,6 @@ def _open(path: Path, model: Family | None) -> tuple[dict[str, str], dict[str, t
     return header, tensors
 
 
-def _read(path: Path) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
-    return _open(path, None)
-
-
 def _header_json(path: Path, header: Mapping[str, str]) -> dict[str, Any]:
     saved = {}
     for key in _HEADER_JSON:

@@ -11,8 +11,7 @@ module: ``/blocks/blocks.0/expand/expand.0/Conv`` is the ``Conv`` of module
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import onnx
@@ -68,16 +67,6 @@ def nodes_of_all(model: onnx.ModelProto, paths: Iterable[str]) -> list[str]:
 
 def initializers(model: onnx.ModelProto) -> dict[str, onnx.TensorProto]:
     return {t.name: t for t in model.graph.initializer}
-
-
-def consumers(model: onnx.ModelProto) -> dict[str, list[onnx.NodeProto]]:
-    """Tensor name -> the nodes reading it."""
-    readers: dict[str, list[onnx.NodeProto]] = defaultdict(list)
-    for node in model.graph.node:
-        for name in node.input:
-            if name:
-                readers[name].append(node)
-    return readers
 
 
 def producers(model: onnx.ModelProto) -> dict[str, onnx.NodeProto]:
@@ -205,10 +194,3 @@ def run(model: onnx.ModelProto | bytes, feeds: Sequence[np.ndarray]) -> np.ndarr
         for i in range(0, len(x), step or len(x)):
             outs.append(session.run(None, {"input": x[i : i + (step or len(x))]})[0])
     return np.concatenate(outs)
-
-
-def count_ops(model: onnx.ModelProto) -> Mapping[str, int]:
-    counts: dict[str, int] = defaultdict(int)
-    for node in model.graph.node:
-        counts[node.op_type] += 1
-    return dict(counts)

@@ -304,7 +304,7 @@ def _errors(x: np.ndarray, weights: Sequence[np.ndarray], scale: np.ndarray, blo
     return total
 
 
-def _awq_scale(x: np.ndarray, weights, alpha: float) -> np.ndarray:
+def _awq_scale(x: np.ndarray, alpha: float) -> np.ndarray:
     magnitude = np.maximum(np.abs(x).mean(0), 1e-8)
     scale = magnitude**alpha
     scale = scale / np.sqrt(scale.max() * scale.min())
@@ -354,7 +354,7 @@ def awq_scale(
         weights = [constant(proto, _node(proto, n).input[1]) for n in names]
         rtn = _errors(x, weights, np.ones(x.shape[1], np.float32), block_size)
         trials = [(_errors(x, weights, s, block_size), a, s)
-                  for a in alphas if a > 0 for s in [_awq_scale(x, weights, a)]]  # fmt: skip
+                  for a in alphas if a > 0 for s in [_awq_scale(x, a)]]  # fmt: skip
         best = min(trials, key=lambda t: t[0], default=None)
         if best is None or best[0] >= rtn:
             report.append(AwqLayer(tuple(names), 0.0, rtn, rtn, None, "rtn best"))

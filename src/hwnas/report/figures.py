@@ -15,7 +15,7 @@ from typing import Any
 import plotly.graph_objects as go
 
 from hwnas.pareto import Objective
-from hwnas.report.format import MetricFormat
+from hwnas.report.format import MetricFormat, finite
 from hwnas.report.hypervolume import Scale, counted_mask
 
 GREY = "#b8bec8"
@@ -35,10 +35,6 @@ def iqr_name(name: str) -> str | None:
     """The metric holding ``name``'s interquartile range, by the ``X_ms`` -> ``X_iqr_ms``
     convention of measured latency."""
     return f"{name[:-3]}_iqr_ms" if name.endswith("_ms") and not name.endswith("_iqr_ms") else None
-
-
-def finite(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def hover_text(

@@ -18,7 +18,7 @@ _PLAIN_BELOW = 10_000
 MISSING = "—"
 
 
-def _finite(value: Any) -> bool:
+def finite(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
@@ -56,7 +56,7 @@ def integer(value: float) -> tuple[str, str]:
 def decimals_for(values: Iterable[float], significant: int = 4) -> int:
     """Decimals that give the smallest (non-zero, not tiny) value of a column ``significant``
     digits, between 0 and 4: ``2.314`` and ``0.1234`` but ``41.23`` and ``426.6``."""
-    magnitudes = [abs(v) for v in values if _finite(v) and abs(v) >= 1e-3]
+    magnitudes = [abs(v) for v in values if finite(v) and abs(v) >= 1e-3]
     if not magnitudes:
         return 2
     return max(0, min(4, significant - 1 - math.floor(math.log10(min(magnitudes)))))
@@ -96,7 +96,7 @@ class MetricFormat:
 
     def parts(self, value: Any) -> tuple[str, str]:
         """``(number, SI prefix)`` without the unit."""
-        if not _finite(value):
+        if not finite(value):
             return MISSING, ""
         value = float(value)
         if self.integer:
@@ -111,7 +111,7 @@ class MetricFormat:
 
     def compact(self, value: Any) -> str:
         """A round number as typed (a limit, say): ``2 ms``, ``1 M params``, not ``2.0000``."""
-        if not _finite(value):
+        if not finite(value):
             return MISSING
         value = float(value)
         if self.integer or abs(value) >= 1e5 or (value != 0 and abs(value) < 1e-3):
@@ -146,7 +146,7 @@ def metric_formats(
 
 def seconds(value: Any) -> str:
     """Stage times: ``234.5 s``, with minutes beside anything over two minutes."""
-    if not _finite(value):
+    if not finite(value):
         return MISSING
     text = f"{float(value):,.1f} s"
     if value >= 120:
@@ -156,7 +156,7 @@ def seconds(value: Any) -> str:
 
 def quantity(size: Any, unit: str) -> str:
     """A data split's size: ``28,651,215 bytes (28.7 MB)``, ``1,437 images``."""
-    if not _finite(size):
+    if not finite(size):
         return MISSING
     text = f"{round(float(size)):,} {unit}".rstrip()
     if unit in _BYTE_UNITS and size >= _PLAIN_BELOW:

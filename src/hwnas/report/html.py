@@ -25,7 +25,6 @@ from typing import Any
 from hwnas.files import write_atomic
 from hwnas.pareto import Objective
 from hwnas.report.figures import (
-    finite,
     front_figure,
     hypervolume_figure,
     iqr_name,
@@ -34,6 +33,7 @@ from hwnas.report.figures import (
 from hwnas.report.format import (
     MISSING,
     MetricFormat,
+    finite,
     metric_formats,
     quantity,
     scalar,
@@ -42,7 +42,7 @@ from hwnas.report.format import (
 from hwnas.report.hypervolume import counted_mask, hypervolume_curve, hypervolume_scale
 from hwnas.report.style import CSS
 
-__all__ = ["hypervolume_curve", "render_report", "write_report"]
+__all__ = ["render_report", "write_report"]
 
 _SCHEME = re.compile(r"^\s*[A-Za-z][A-Za-z0-9+.-]*:")
 
