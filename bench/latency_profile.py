@@ -10,6 +10,11 @@
 
     python bench/latency_profile.py --out runs/bench-latency \
         [--checkpoint runs/demo/supernet.safetensors]
+
+With ``--config`` of a precision search (``quantize.precisions``: examples/simq.yaml,
+examples/simq-lm.yaml) the profile holds each layer at every precision, the check's
+sub-networks are quantized models, and its figures are also given per kind of policy (all
+fp32, all int8, all int4, mixed); ``--repeat 0`` skips step 3.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import numpy as np
 import torch
 
 from hwnas import run
-from hwnas.config import RunConfig, with_overrides
+from hwnas.config import RunConfig, load_config, with_overrides
 from hwnas.families import optimizer_path
 from hwnas.hardware.measure import prepare, time_rounds
 from hwnas.hardware.profile import accuracy_figures, load_profile, measure_archs
@@ -61,9 +66,29 @@ def _differences(first: np.ndarray, second: np.ndarray) -> dict:
     }
 
 
-def profiled_search(profile: Path, out: Path, checkpoint: Path | None) -> dict:
-    """The main job with latency from the profile; the front measured here afterwards."""
-    config = with_overrides(RunConfig(), {"latency.source": f"profile:{profile}"})
+def by_policy(checked: dict) -> dict:
+    """The check's figures for each kind of policy: all at one precision, or mixed."""
+    groups: dict[str, list[dict]] = {}
+    for arch in checked["archs"]:
+        kinds = list(arch.get("precisions", {"fp32": 1}))
+        groups.setdefault(f"all {kinds[0]}" if len(kinds) == 1 else "mixed", []).append(arch)
+    return {
+        name: {
+            "table": accuracy_figures(*_columns(archs, "table_ms")),
+            "predictor": accuracy_figures(*_columns(archs, "predicted_ms")),
+        }
+        for name, archs in sorted(groups.items())
+    }
+
+
+def _columns(archs: list[dict], estimate: str) -> tuple[np.ndarray, np.ndarray]:
+    return np.array([a["measured_ms"] for a in archs]), np.array([a[estimate] for a in archs])
+
+
+def profiled_search(base: RunConfig, profile: Path, out: Path, checkpoint: Path | None) -> dict:
+    """The main job with latency from the profile; the front measured here afterwards
+    (the quantized models, in a precision search)."""
+    config = with_overrides(base, {"latency.source": f"profile:{profile}"})
     if checkpoint is not None:
         out.mkdir(parents=True)
         shutil.copy(checkpoint, out / CHECKPOINT)
@@ -72,8 +97,11 @@ def profiled_search(profile: Path, out: Path, checkpoint: Path | None) -> dict:
     summary = run_job(config, out, resume=checkpoint is not None)
     loaded = load_profile(profile)
     model = run.prepare(config)[1].eval()
-    archs = [model.space().make(f["arch"]) for f in summary["front"]]
-    measured = measure_archs(model, archs, loaded.settings, SilentProgress(), "front", rounds=5)
+    policy = loaded.policy(model) if config.quantize.precisions else None
+    space = policy.space if policy else model.space()
+    archs = [space.make(f["arch"]) for f in summary["front"]]
+    measured = measure_archs(model, archs, loaded.settings, SilentProgress(), "front", rounds=5,
+                             policy=policy)  # fmt: skip
     predicted = np.array([f["metrics"]["latency_ms"] for f in summary["front"]])
     return {
         "seconds": time.perf_counter() - started,
@@ -93,6 +121,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=200, help="fitting sub-networks")
     parser.add_argument("--check", type=int, default=200, help="held-out sub-networks")
     parser.add_argument("--repeat", type=int, default=50, help="sub-networks measured twice")
+    parser.add_argument("--config", type=Path, help="run config (default: the main job's)")
     parser.add_argument("--checkpoint", type=Path, help="trained super-network to search")
     parser.add_argument("--skip-search", action="store_true")
     args = parser.parse_args()
@@ -101,17 +130,23 @@ def main() -> None:
         parser.error(f"--out {args.out} exists; pick another folder or delete it")
     args.out.mkdir(parents=True)
     profile = args.out / "profile.json"
+    config = load_config(args.config)
     results: dict = {}
-    built = profile_job(RunConfig(), profile, samples=args.samples)
-    results["profile"] = {k: built[k] for k in ("seconds", "layers", "validation", "device")}
+    built = profile_job(config, profile, samples=args.samples)
+    results["profile"] = {k: built[k] for k in ("seconds", "layers", "precisions", "validation",
+                                                "device")}  # fmt: skip
     print(json.dumps(results["profile"], indent=1), flush=True)
     checked = check_job(profile, args.check, args.out / "check")
-    results["check"] = {k: checked[k] for k in ("samples", "table", "predictor", "seconds")}
+    keys = ("samples", "table", "predictor", "speed_drift", "predictor_without_drift", "seconds")
+    results["check"] = {k: checked[k] for k in keys if k in checked}
+    results["check"]["by_policy"] = by_policy(checked)
     print(json.dumps(results["check"], indent=1), flush=True)
-    results["repeatability"] = repeatability(args.repeat, seed=7, rounds=5)
-    print(json.dumps(results["repeatability"], indent=1), flush=True)
+    if args.repeat:
+        results["repeatability"] = repeatability(args.repeat, seed=7, rounds=5)
+        print(json.dumps(results["repeatability"], indent=1), flush=True)
     if not args.skip_search:
-        results["search"] = profiled_search(profile, args.out / "search", args.checkpoint)
+        results["search"] = profiled_search(config, profile, args.out / "search",
+                                            args.checkpoint)  # fmt: skip
         print(json.dumps({k: results["search"][k] for k in ("seconds", "front")}, indent=1))
     (args.out / "results.json").write_text(json.dumps(results, indent=1))
 

@@ -147,6 +147,18 @@ def _broken(raw, change):
         (lambda r: r["supernet"]["config"].update(widths=[8, 8, 8, 8]), "fingerprint"),
         (lambda r: r["table"]["entries"].update({"stem()@1x16x16": -1.0}), "not a positive"),
         (lambda r: r.update(version=True), "format version True"),
+        (
+            lambda r: r.update(precision={"precisions": ["int8", "fp32"], "block_size": 32}),
+            "fp32 first",
+        ),
+        (
+            lambda r: r.update(precision={"precisions": ["fp32", "int8"], "block_size": 33}),
+            "precision.block_size",
+        ),
+        (  # a precision profile's predictor takes one more feature per precision
+            lambda r: r.update(precision={"precisions": ["fp32", "int8"], "block_size": 32}),
+            "table has no entry for layer stem()@1x16x16:int8",
+        ),
         (lambda r: r["predictor"].update(coef=[0.0]), "one entry per feature"),
         (lambda r: r["supernet"].update(input_shape=[1, 0, 0]), "input_shape.1"),
         (lambda r: r["settings"].update(min_runs=50, max_runs=5), "max_runs must be at least"),

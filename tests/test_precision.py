@@ -5,14 +5,17 @@ import onnx
 import pytest
 import torch
 
+from helpers import image_spec, token_spec
 from hwnas.errors import HwnasError
 from hwnas.evaluate.quality import recalibrate_batchnorm
 from hwnas.hardware.measure import to_onnx
+from hwnas.hardware.settings import LatencySettings
 from hwnas.precision import PREFIX, DeployedModel, PrecisionPolicy, policy_of, strip_policy
 from hwnas.quantize.graph import module_of, nodes_of
 from test_families import CASES, build, perturbed
 
 torch.set_num_threads(1)
+FAST = LatencySettings(warmup=1, min_runs=3, max_runs=50, max_seconds=0.02)
 QUANTIZABLE = [(f, s) for f, s in CASES if build(f, s) and build(f, s).quantizable_layers()]
 
 
@@ -123,22 +126,26 @@ def test_bad_policies_are_one_line_errors(net):
     assert pinned.policy(pinned.space.sample(np.random.default_rng(0)))[first.name] == "fp32"
 
 
-def test_a_run_searches_precision_and_exports_the_quantized_models(tmp_path):
+@pytest.mark.parametrize("latency", ["measured", "profile"])
+def test_a_run_searches_precision_and_exports_the_quantized_models(tmp_path, latency, request):
+    """Measured: every sub-network's quantized model is timed; on a profile made for the
+    precision search, its layers at each precision predict the quantized model's latency."""
     from hwnas.config import validated
     from hwnas.export import read_metadata
     from hwnas.run import run_job
 
-    config = validated({
-        "supernet": {"overrides": {"widths": [8, 12, 16, 16], "expands": [1, 2],
-                                   "depths": [1, 2], "kernels": [3, 5],
-                                   "resolutions": [16, 24], "final_width": 32}},
+    raw = {
+        "supernet": {"overrides": PROFILED["mobilenet"][0]},
         "train": {"epochs": 1, "batch_size": 128},
         "search": {"budget": 4, "calibration_images": 32,
                    "objectives": ["accuracy:max", "model_bytes:min"]},
         "latency": {"min_runs": 3, "warmup": 1, "max_seconds": 0.05},
         "quantize": {"precisions": ["int8"], "calibration": 16, "fixed": {"stem": "fp32"}},
-    })  # fmt: skip
-    summary = run_job(config, tmp_path / "q")
+    }  # fmt: skip
+    if latency == "profile":
+        device = request.getfixturevalue("mobilenet_profile")[2]
+        raw["latency"] = {"source": f"profile:{device}"}
+    summary = run_job(validated(raw), tmp_path / "q")
     assert {"model_bytes", "weight_bytes"} <= set(summary["metrics"])
     for info in summary["exported"].values():
         assert info["validation_gap"]["accuracy"] <= 0.5  # what was searched is what ships
@@ -148,16 +155,122 @@ def test_a_run_searches_precision_and_exports_the_quantized_models(tmp_path):
         graph = onnx.load(str(tmp_path / "q" / info["onnx"])).graph
         assert any(n.op_type == "QuantizeLinear" for n in graph.node)
         assert info["input"]["shape"][0] == "batch"
+        if latency == "profile":  # the exported quantized model, timed here next to it
+            assert info["measured_latency_ms_here"] > 0 and info["profile_latency_ms"] > 0
     front = summary["front"][0]
     # int8 weights (a file this small is mostly the graph's names, model_bytes says so too)
     assert front["metrics"]["weight_bytes"] < 0.5 * front["metrics"]["size_bytes"]
+    if latency == "profile":
+        assert summary["latency"]["source"] == f"profile:{device}"
+        assert "latency_table_ms" in front["metrics"]
 
 
-def test_precision_search_refuses_profiles_and_the_torch_backend():
+def test_quantized_models_run_on_onnx_runtime_only():
     from hwnas.config import validated
-    from hwnas.run import plan_run
 
-    for latency in ({"source": "profile:x.json"}, {"backend": "torch"}):
-        config = validated({"quantize": {"precisions": ["fp32", "int8"]}, "latency": latency})
-        with pytest.raises(HwnasError, match="quantize.precisions"):
-            plan_run(config)
+    with pytest.raises(HwnasError, match="quantize.precisions: quantized models run on ONNX"):
+        validated({"quantize": {"precisions": ["fp32", "int8"]}, "latency": {"backend": "torch"}})
+
+
+def test_each_quantizable_layer_is_one_scheduled_layer_in_order(net):
+    policy = policy_for(net)
+    for arch in [net.smallest_arch(), net.teacher_arch(),
+                 *(policy.space.sample(np.random.default_rng(i)) for i in range(5))]:  # fmt: skip
+        schedule = net.layer_schedule(arch)
+        assert [layer.part for layer in schedule if layer.part] == list(
+            net.quantizable_modules(arch)
+        )
+        chosen = policy.policy(arch)
+        quantized = policy.schedule(arch)
+        assert [layer.precision for layer in quantized if layer.part] == list(chosen.values())
+        assert all(layer.precision == "fp32" for layer in quantized if not layer.part)
+        assert [layer.key.partition(":")[0] for layer in quantized] == [
+            layer.key for layer in schedule
+        ]
+        assert {layer.key for layer in quantized} <= {layer.key for layer in policy.catalogue()}
+
+
+PROFILED = {  # the MobileNet's is the default task's (digits, 1x32x32) for a whole run
+    "mobilenet": ({"widths": [8, 12, 16, 16], "expands": [1, 2], "depths": [1, 2],
+                   "kernels": [3], "resolutions": [16], "final_width": 32},
+                  image_spec(1, 10, size=32)),
+    "transformer": ({"widths": (16,), "depths": (1, 2), "heads": (2,), "head_dim": 8,
+                     "mlp_ratios": (1, 2), "attentions": ("softmax", "linear"),
+                     "feed_forwards": ("mlp",), "linear_chunk": 4, "max_context": 64},
+                    token_spec(16)),
+}  # fmt: skip
+
+
+def _precision_profile(family: str, folder):
+    from hwnas.families import build_family
+    from hwnas.hardware.profile import ProfilePrecision, build_profile
+
+    overrides, spec = PROFILED[family]
+    torch.manual_seed(0)
+    model = build_family(family, overrides, spec).eval()
+    kinds = ("fp32", "int8", "int4") if family == "transformer" else ("fp32", "int8")
+    profile = build_profile(family, model, FAST, samples=10, rounds=1,
+                            precision=ProfilePrecision(kinds, 32))  # fmt: skip
+    path = folder / f"{family}.json"
+    profile.save(path)
+    return family, model, path
+
+
+@pytest.fixture(scope="module")
+def mobilenet_profile(tmp_path_factory):
+    return _precision_profile("mobilenet", tmp_path_factory.mktemp("profile"))
+
+
+@pytest.fixture(scope="module")
+def transformer_profile(tmp_path_factory):
+    return _precision_profile("transformer", tmp_path_factory.mktemp("profile"))
+
+
+@pytest.fixture(params=list(PROFILED))
+def precision_profile(request):
+    return request.getfixturevalue(f"{request.param}_profile")
+
+
+def test_a_precision_profile_times_every_layer_at_every_precision(precision_profile):
+    from hwnas.hardware.profile import check_fits, check_profile, load_profile
+
+    family, model, path = precision_profile
+    profile = load_profile(path)
+    policy = profile.policy(model)
+    assert profile.precision.precisions == policy.precisions
+    assert set(profile.table.entries) == {layer.key for layer in policy.catalogue()}
+    assert any(key.endswith(":int8") for key in profile.table.entries)
+    assert (family == "transformer") == any(k.endswith(":int4") for k in profile.table.entries)
+    check_fits(profile, path, family, model, policy)
+    check_fits(profile, path, family, model)  # an fp32 search may use it too
+    arch = model.teacher_arch()
+    corners = [policy.uniform(arch, p) for p in policy.precisions]
+    table_ms, predicted = profile.estimate(model, corners, policy)
+    assert len(set(table_ms)) == len(corners)  # each precision's own layers are summed
+    assert np.all(np.isfinite(predicted) & (predicted > 0))
+    fp32_only = profile.estimate(model, [arch])  # no policy: the fp32 model
+    np.testing.assert_allclose(fp32_only[0], table_ms[:1])
+    check = check_profile(profile, model, samples=10, rounds=1)
+    assert check["samples"] == 10 and check["same_device"] is True
+    assert 0 <= check["predictor"]["within_10pct"] <= 1
+    assert any(PREFIX in key for key in (a["key"] for a in check["archs"]))
+
+
+def test_a_profile_without_the_searched_precisions_is_refused(precision_profile):
+    import dataclasses
+
+    from hwnas.hardware.profile import check_fits, load_profile
+
+    family, model, path = precision_profile
+    profile = load_profile(path)
+    policy = profile.policy(model)
+    with pytest.raises(HwnasError, match="holds fp32 layers, this run searches int8"):
+        check_fits(dataclasses.replace(profile, precision=None), path, family, model, policy)
+    entries = {k: v for k, v in profile.table.entries.items() if not k.endswith(":int8")}
+    table = dataclasses.replace(profile.table, entries=entries)
+    with pytest.raises(HwnasError, match="no entry for layer .*:int8"):
+        check_fits(dataclasses.replace(profile, table=table), path, family, model, policy)
+    if family == "transformer":
+        other = PrecisionPolicy(model, policy.precisions, policy.calibration, block_size=64)
+        with pytest.raises(HwnasError, match="blocks of 32, this run quantizes in blocks of 64"):
+            check_fits(profile, path, family, model, other)

@@ -268,6 +268,13 @@ class RunConfig(_Strict):
             raise HwnasError(f"supernet.overrides: {exc}") from None
         return self
 
+    @model_validator(mode="after")
+    def _quantized_models_run_on_onnxruntime(self) -> RunConfig:
+        if self.quantize.precisions and self.latency.backend != "onnxruntime":
+            raise HwnasError("quantize.precisions: quantized models run on ONNX Runtime "
+                             "(latency.backend: onnxruntime)")  # fmt: skip
+        return self
+
 
 def load_config(path: str | Path | None) -> RunConfig:
     """Read and validate a YAML config; every problem is one line naming the file and key."""

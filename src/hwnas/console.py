@@ -155,4 +155,6 @@ def print_profile(result: dict, written: Path) -> None:
             f"(largest arch); without that drift the predictor is {f['within_10pct']:.1%} "
             f"within +/-10%, MAPE {f['mape_pct']:.1f}%"
         )
+    if "layers" in result:
+        console.print(f"table: {result['layers']} layers at {', '.join(result['precisions'])}")
     console.print(f"wrote {written} in {result['seconds']:.0f}s")

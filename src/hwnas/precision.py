@@ -10,6 +10,11 @@ A sub-network is evaluated as the model it would be deployed as: its fp32 ONNX e
 quantized by ``hwnas.quantize`` layer by layer as the policy says (INT8 QDQ static,
 calibrated on the task's calibration inputs; INT4 weight-only with AWQ scales for the linear
 layers of transformers), run by ONNX Runtime for quality and latency, its file weighed.
+
+For device profiles, the policy also gives each arch's lookup-table layers at their
+precision (``schedule``: a family marks which quantizable layer each table layer computes,
+``Layer.part``), every entry a profile must time (``catalogue``), and each such entry as a
+quantized model to time (``layer_module``).
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from __future__ import annotations
 import functools
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import onnx
@@ -27,7 +32,8 @@ from hwnas.errors import HwnasError
 from hwnas.space import Arch, Space, Value, categorical
 
 if TYPE_CHECKING:
-    from hwnas.families.base import ArchLike, Family
+    from hwnas.families.base import ArchLike, Family, Layer
+    from hwnas.quantize import OnnxModule
 
 PREFIX = "precision."
 PRECISIONS = ("fp32", "int8", "int4")
@@ -90,6 +96,9 @@ class PrecisionPolicy:
         self.awq = awq
         self.block_size = block_size
         self.layers = {layer.name: layer for layer in family.quantizable_layers()}
+        if not self.layers:
+            raise HwnasError(f"quantize.precisions: the {family.name} family declares no "
+                             "quantizable layers")  # fmt: skip
         self.fixed = dict(fixed or {})
         for name, precision in self.fixed.items():
             layer = self.layers.get(name)
@@ -177,8 +186,53 @@ class PrecisionPolicy:
         calibration = self.family.to_deployed(arch, self.calibration)
         return self.quantize(module, example, arch, calibration)
 
+    def uniform(self, arch: ArchLike, precision: str) -> Arch:
+        """``arch`` with every searched layer that may take ``precision`` set to it: the
+        all-fp32 and all-int8 corners of a policy, which a profile's predictor must know."""
+        values = _values(arch)
+        for name, options in self.options.items():
+            if len(options) > 1 and precision in options:
+                values[PREFIX + name] = precision
+        return self.space.make(values)
+
+    # -- latency lookup tables (device profiles) -------------------------------------------
+    def schedule(self, arch: ArchLike) -> list[Layer]:
+        """The family's ``layer_schedule``, each quantizable layer at its policy's precision."""
+        policy = self.policy(arch)
+        layers = self.family.layer_schedule(strip_policy(_values(arch)))
+        return [replace(layer, precision=policy[layer.part]) if layer.part in policy else layer
+                for layer in layers]  # fmt: skip
+
+    def catalogue(self) -> list[Layer]:
+        """The family's ``layer_catalogue`` and a copy of each quantizable entry at every other
+        precision its kind of layer takes (int4 for linear ones): what a profile must hold
+        for any policy of this space."""
+        base = self.family.layer_catalogue()
+        variants = [replace(layer, precision=precision)
+                    for precision in self.precisions if precision != "fp32"
+                    for layer in base
+                    if layer.part in self.layers
+                    and (precision != "int4" or self.layers[layer.part].linear)]  # fmt: skip
+        return [*base, *variants]
+
+    def layer_module(self, layer: Layer) -> torch.nn.Module | OnnxModule:
+        """A catalogue entry to time: the family's fp32 layer module, exported and quantized
+        whole at the entry's precision. Calibrated with MinMax on random inputs and INT4 by
+        round-to-nearest: ranges and AWQ's scales change values, not the graph or its time."""
+        from hwnas.hardware.measure import to_onnx
+        from hwnas.quantize import OnnxModule, quantize_int4, quantize_int8
+
+        fp32 = replace(layer, precision="fp32")
+        module = self.family.layer_module(fp32)
+        if layer.precision == "fp32":
+            return module
+        model = to_onnx(module.eval(), fp32.example(1), dynamic_batch=True)
+        if layer.precision == "int4":
+            return OnnxModule(quantize_int4(model, awq=False, block_size=self.block_size))
+        return OnnxModule(quantize_int8(model, fp32.example(8).numpy(), method="minmax"))
+
     @functools.lru_cache(maxsize=1)  # noqa: B019 - quality and latency ask for one arch in turn
-    def evaluated(self, arch: Arch):  # -> hwnas.quantize.OnnxModule
+    def evaluated(self, arch: Arch) -> OnnxModule:
         """The quantized model as the search measures it: fed the task's inputs."""
         from hwnas.evaluate.quality import recalibrate_batchnorm
         from hwnas.quantize import OnnxModule

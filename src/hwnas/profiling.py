@@ -17,7 +17,13 @@ from hwnas.config import RunConfig
 from hwnas.errors import HwnasError
 from hwnas.families import family_from_config, family_type
 from hwnas.files import make_out, write_atomic
-from hwnas.hardware.profile import build_profile, check_fits, check_profile, load_profile
+from hwnas.hardware.profile import (
+    ProfilePrecision,
+    build_profile,
+    check_fits,
+    check_profile,
+    load_profile,
+)
 from hwnas.progress import Progress, SilentProgress
 
 
@@ -28,7 +34,11 @@ def profile_job(
     rounds: int = 5,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """Measure this machine for ``config``'s super-network and input; write ``out``."""
+    """Measure this machine for ``config``'s super-network and input; write ``out``.
+
+    With ``quantize.precisions`` in ``config``, the profile covers that precision search:
+    every quantizable layer at each of those precisions too (and INT4 in the configured
+    ``quantize.block_size``), predicted from quantized sub-networks."""
     from hwnas.run import prepare
 
     if out.exists():
@@ -37,16 +47,23 @@ def profile_job(
         raise HwnasError(f"--out {out}: folder {out.parent} does not exist")
     if config.latency.source != "measured":
         raise HwnasError("latency.source: a profile is built from measurements (use measured)")
+    quantize = config.quantize
     started = time.perf_counter()
     _, model = prepare(config)
+    precision = None
+    if quantize.precisions:
+        kinds = tuple(dict.fromkeys(["fp32", *quantize.precisions]))
+        precision = ProfilePrecision(kinds, quantize.block_size)
     profile = build_profile(
         config.supernet.name, model, config.latency.settings(),
         samples=samples, rounds=rounds, seed=config.seed, progress=progress or SilentProgress(),
+        precision=precision,
     )  # fmt: skip
     profile.save(out)
     return {
         "profile": str(out),
         "layers": len(profile.table.entries),
+        "precisions": list(precision.precisions if precision else ["fp32"]),
         "validation": profile.validation,
         "device": profile.device,
         "seconds": time.perf_counter() - started,
@@ -82,7 +99,7 @@ def check_job(
         model = family_from_config(profile.supernet, profile.config)
     except HwnasError as exc:
         raise HwnasError(f"profile {profile_path}: supernet.config: {exc}") from None
-    check_fits(profile, profile_path, profile.supernet, model)
+    check_fits(profile, profile_path, profile.supernet, model, profile.policy(model))
     make_out(out)
     torch.manual_seed(0)
     checked = check_profile(profile, model, samples, progress, rounds)

@@ -74,13 +74,6 @@ def plan_run(config: RunConfig) -> Plan:
     if config.search.searcher not in SEARCHERS:
         known = ", ".join(SEARCHERS)
         raise HwnasError(f"search.searcher: unknown {config.search.searcher!r}; choose {known}")
-    precision = bool(config.quantize.precisions)
-    if precision and config.latency.source != "measured":
-        raise HwnasError("quantize.precisions: a precision search times the quantized models "
-                         "(latency.source: measured); profiles hold fp32 layers only")  # fmt: skip
-    if precision and config.latency.backend != "onnxruntime":
-        raise HwnasError("quantize.precisions: quantized models run on ONNX Runtime "
-                         "(latency.backend: onnxruntime)")  # fmt: skip
     known = metric_names(evaluation_plan(config))
     for what, items in (("objectives", objectives), ("constraints", constraints)):
         unknown = [o.name for o in items if o.name not in known]
@@ -157,9 +150,6 @@ def _policy(config: RunConfig, model: Family, calibration: torch.Tensor) -> Prec
     q = config.quantize
     if not q.precisions:
         return None
-    if not model.quantizable_layers():
-        raise HwnasError(f"quantize.precisions: the {config.supernet.name} family declares no "
-                         "quantizable layers")  # fmt: skip
     return PrecisionPolicy(model, q.precisions, calibration[: q.calibration], q.awq,
                            q.block_size, q.fixed, batchnorm=calibration)  # fmt: skip
 
@@ -182,7 +172,7 @@ def _evaluators(
         build=policy.evaluated if policy else calibrated,
         latency_source=config.latency.source,
         latency=config.latency.settings(),
-        precision=policy is not None,
+        policy=policy,
     )
     return create_evaluators(context)
 

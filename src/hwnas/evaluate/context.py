@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from torch import nn
 
@@ -16,6 +17,9 @@ from hwnas.families.base import Family
 from hwnas.hardware.settings import LatencySettings
 from hwnas.space import Arch
 from hwnas.tasks.base import Task
+
+if TYPE_CHECKING:
+    from hwnas.precision import PrecisionPolicy
 
 
 @dataclass(frozen=True)
@@ -35,7 +39,7 @@ class EvaluationContext:
     several evaluators look at the same arch in a row: the standalone sub-network with its
     batch-norm statistics re-estimated on calibration inputs (the super-network's shared
     ones fit no sub-network), or in a precision search its quantized ONNX model
-    (``hwnas.quantize.OnnxModule``); ``family`` is the registry name."""
+    (``hwnas.quantize.OnnxModule``, made by ``policy``); ``family`` is the registry name."""
 
     task: Task
     model: Family
@@ -43,4 +47,8 @@ class EvaluationContext:
     build: Callable[[Arch], nn.Module]
     latency_source: str
     latency: LatencySettings
-    precision: bool = False
+    policy: PrecisionPolicy | None = None
+
+    @property
+    def precision(self) -> bool:
+        return self.policy is not None

@@ -21,6 +21,7 @@ from hwnas.hardware.measure import comparable, environment, measure
 from hwnas.hardware.profile import Profile, check_fits, load_profile, measure_archs, same_device
 from hwnas.hardware.settings import LatencySettings
 from hwnas.metrics import Metric
+from hwnas.precision import PrecisionPolicy
 from hwnas.progress import SilentProgress
 from hwnas.space import Arch
 
@@ -63,7 +64,9 @@ class MeasuredLatency:
 
 
 class ProfiledLatency:
-    """Latency on a profiled device, with no access to it: microseconds per arch."""
+    """Latency on a profiled device, with no access to it: microseconds per arch. With a
+    precision ``policy``, of each arch's quantized model, from the profile's layers at each
+    precision."""
 
     described = (
         Metric("latency_ms", "ms", "latency on the profiled device, predicted"),
@@ -71,13 +74,17 @@ class ProfiledLatency:
     )
     metrics = tuple(m.name for m in described)
 
-    def __init__(self, profile: Profile, model: Family, source: str = "profile") -> None:
+    def __init__(
+        self, profile: Profile, model: Family, source: str = "profile",
+        policy: PrecisionPolicy | None = None,
+    ) -> None:  # fmt: skip
         self.profile = profile
         self.model = model
         self.source = source
+        self.policy = policy
 
     def evaluate(self, arch: Arch) -> dict[str, float]:
-        table_ms, predicted = self.profile.estimate(self.model, [arch])
+        table_ms, predicted = self.profile.estimate(self.model, [arch], self.policy)
         return {"latency_ms": float(predicted[0]), "latency_table_ms": float(table_ms[0])}
 
     def provenance(self) -> dict[str, Any]:
@@ -97,7 +104,7 @@ class ProfiledLatency:
         must agree; on another machine, the gap is the devices'."""
         settings = self.profile.settings
         measured = measure_archs(self.model, archs, settings, SilentProgress(), "exported",
-                                 rounds=5)  # fmt: skip
+                                 rounds=5, policy=self.policy)  # fmt: skip
         here = same_device(self.profile.device, environment(settings))
         return [
             {
@@ -127,5 +134,5 @@ class Latency:
                                    settings)  # fmt: skip
         path = Path(context.latency_source.removeprefix("profile:"))
         profile = load_profile(path)
-        check_fits(profile, path, context.family, model)
-        return ProfiledLatency(profile, model, context.latency_source)
+        check_fits(profile, path, context.family, model, context.policy)
+        return ProfiledLatency(profile, model, context.latency_source, context.policy)

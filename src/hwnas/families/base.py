@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, NamedTuple, Protocol, Self, runtime_checkable
 
 import torch
@@ -74,12 +74,19 @@ class Layer:
     settings: tuple[tuple[str, Value], ...]
     input_shape: tuple[int, ...]
     input_kind: str = "float"  # or "tokens": int64 ids
+    part: str | None = field(default=None, compare=False)
+    """The quantizable layer (``Family.quantizable_layers``) this entry computes where it was
+    scheduled, None for a layer that always runs in fp32. Not part of the key: one entry
+    serves every position that runs these settings."""
+    precision: str = "fp32"
 
     @property
     def key(self) -> str:
-        """e.g. ``mbconv(in=16,out=24,stride=2,se=0,hswish=0,kernel=5,expand=3)@16x16x16``."""
+        """e.g. ``mbconv(in=16,out=24,stride=2,se=0,hswish=0,kernel=5,expand=3)@16x16x16``,
+        with ``:int8`` appended for a layer quantized to INT8."""
         settings = ",".join(f"{k}={v}" for k, v in self.settings)
-        return f"{self.kind}({settings})@{'x'.join(map(str, self.input_shape))}"
+        key = f"{self.kind}({settings})@{'x'.join(map(str, self.input_shape))}"
+        return key if self.precision == "fp32" else f"{key}:{self.precision}"
 
     def get(self, name: str) -> Value:
         return dict(self.settings)[name]

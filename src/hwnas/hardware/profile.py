@@ -5,10 +5,16 @@ times every layer the super-network's space can produce (the lookup table), time
 of whole sub-networks, and fits the predictor that corrects the table's sum. ``hwnas run
 --latency profile:FILE`` then estimates latency anywhere, with no access to the device.
 
-The file says what it was made for (super-network config and input shape, back-end, device,
-format version) and how good it is (cross-validated figures); loading checks all of it, so
-a profile for another space or another hwnas format is refused in one line, never used to
-produce wrong numbers quietly. Nothing in it is pickled.
+A profile made for a precision search (``quantize.precisions`` in its config) also times
+each quantizable layer at every precision (INT8 QDQ, INT4 weight-only for linear layers),
+keyed ``<layer>:int8``, and fits its predictor on quantized sub-networks (all fp32, all
+quantized and mixed policies), with each precision's share of the table's time as extra
+features: Q/DQ pairs between layers and fused integer kernels are what summing misses there.
+
+The file says what it was made for (super-network config and input shape, precisions,
+back-end, device, format version) and how good it is (cross-validated figures); loading
+checks all of it, so a profile for another space or another hwnas format is refused in one
+line, never used to produce wrong numbers quietly. Nothing in it is pickled.
 """
 
 from __future__ import annotations
@@ -16,14 +22,17 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
+import torch
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -35,12 +44,13 @@ from pydantic import (
 from sklearn.model_selection import KFold
 
 from hwnas.errors import HwnasError, first_invalid, one_line
-from hwnas.families.base import Family
+from hwnas.families.base import ArchLike, Family, Layer
 from hwnas.files import MiB, read_text_limited, write_atomic
 from hwnas.hardware.measure import comparable, environment, prepare, time_rounds
 from hwnas.hardware.predictor import LatencyPredictor
 from hwnas.hardware.settings import LatencySettings
 from hwnas.hardware.table import LatencyTable, build_table
+from hwnas.precision import PrecisionPolicy
 from hwnas.predictors import quality
 from hwnas.progress import Progress, SilentProgress
 from hwnas.space import Arch
@@ -123,6 +133,17 @@ class _Predictor(_Strict):
         return self
 
 
+def _distinct(values: list[str]) -> list[str]:
+    if len(set(values)) != len(values) or values[:1] != ["fp32"]:
+        raise ValueError(f"{values}: fp32 first, each precision once")
+    return values
+
+
+class _Precision(_Strict):
+    precisions: Annotated[list[Literal["fp32", "int8", "int4"]], AfterValidator(_distinct)]
+    block_size: Literal[16, 32, 64, 128, 256]
+
+
 class _Figures(_Strict):
     within_10pct: float = Field(ge=0, le=1)
     mape_pct: float = Field(ge=0)
@@ -152,6 +173,23 @@ class _ProfileFile(_Strict):
     table: _Table
     predictor: _Predictor
     validation: _Validation
+    precision: _Precision | None = None
+
+
+@dataclass(frozen=True)
+class ProfilePrecision:
+    """The precisions a profile's table holds beyond fp32, and the INT4 block size it
+    timed (a different block size is a different kernel)."""
+
+    precisions: tuple[str, ...]
+    block_size: int
+
+    def policy(self, model: Family) -> PrecisionPolicy:
+        """Every policy the profile covers, over ``model``'s space; calibrated on random
+        inputs, since only the graph matters to time."""
+        calibration = model.example_input(8, torch.Generator().manual_seed(0))
+        return PrecisionPolicy(model, self.precisions, calibration, awq=False,
+                               block_size=self.block_size)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -166,16 +204,33 @@ class Profile:
     predictor: LatencyPredictor
     validation: dict[str, Any]
     created: str
+    precision: ProfilePrecision | None = None
 
     @property
     def fingerprint(self) -> str:
         return space_fingerprint(self.supernet, self.config, self.input_shape)
 
-    def estimate(self, model: Family, archs: Sequence[Arch]) -> tuple[np.ndarray, ...]:
-        """(table sum, predicted) latency in ms for each arch, for the network ``model``."""
-        table_ms = np.array([self.table.predict(model.layer_schedule(a)) for a in archs])
-        features = model.space().features(list(archs))
+    def estimate(
+        self, model: Family, archs: Sequence[ArchLike], policy: PrecisionPolicy | None = None
+    ) -> tuple[np.ndarray, ...]:
+        """(table sum, predicted) latency in ms for each arch, for the network ``model``;
+        with ``policy``, each arch's quantized model (``check_fits`` says whether the
+        profile holds its precisions)."""
+        schedules = [policy.schedule(a) if policy else model.layer_schedule(a) for a in archs]
+        table_ms = np.array([self.table.predict(layers) for layers in schedules])
+        features = self.features(model, archs, schedules, table_ms)
         return table_ms, self.predictor.predict(features, table_ms)
+
+    def features(
+        self, model: Family, archs: Sequence[ArchLike], schedules: Sequence[Sequence[Layer]],
+        table_ms: np.ndarray,
+    ) -> np.ndarray:  # fmt: skip
+        return predictor_features(model, archs, schedules, self.table, table_ms,
+                                  self.precision)  # fmt: skip
+
+    def policy(self, model: Family) -> PrecisionPolicy | None:
+        """The policy space the profile was measured over, or None for an fp32 profile."""
+        return self.precision.policy(model) if self.precision else None
 
     def to_dict(self) -> dict[str, Any]:
         from hwnas import __version__
@@ -200,11 +255,31 @@ class Profile:
             },
             "predictor": self.predictor.to_dict(),
             "validation": self.validation,
-        }
+            **({"precision": {"precisions": list(self.precision.precisions),
+                              "block_size": self.precision.block_size}}
+               if self.precision else {}),
+        }  # fmt: skip
 
     def save(self, path: Path) -> None:
         """Written whole or not at all."""
         write_atomic(path, json.dumps(self.to_dict(), indent=1, allow_nan=False))
+
+
+def predictor_features(
+    model: Family, archs: Sequence[ArchLike], schedules: Sequence[Sequence[Layer]],
+    table: LatencyTable, table_ms: np.ndarray, precision: ProfilePrecision | None,
+) -> np.ndarray:  # fmt: skip
+    """The predictor's inputs: the architecture's features and, in a precision profile,
+    the share of the table's time spent in each precision other than fp32."""
+    features = model.space().features([model.canonical(a) for a in archs])
+    if precision is None:
+        return features
+    overhead, entries = table.overhead_ms, table.entries
+    shares = [[sum(entries[layer.key] - overhead for layer in layers
+                   if layer.precision == kind) / total
+               for kind in precision.precisions[1:]]
+              for layers, total in zip(schedules, table_ms, strict=True)]  # fmt: skip
+    return np.hstack([features, np.asarray(shares, float).reshape(len(archs), -1)])
 
 
 def load_profile(path: Path | str) -> Profile:
@@ -242,17 +317,24 @@ def load_profile(path: Path | str) -> Profile:
         predictor=LatencyPredictor.from_dict(data.predictor.model_dump()),
         validation=data.validation.model_dump(exclude_none=True),
         created=data.created,
-    )
+        precision=None if data.precision is None else ProfilePrecision(
+            tuple(data.precision.precisions), data.precision.block_size),
+    )  # fmt: skip
 
 
 def _refuse_constant(name: str) -> float:
     raise ValueError(f"{name} is not a number a profile may hold")
 
 
-def check_fits(profile: Profile, path: Path | str, supernet: str, model: Family) -> None:
-    """Refuse a profile that cannot estimate this network's archs, saying why: made for
-    another super-network, config or input shape, or a table or predictor that does not
-    cover the space (a damaged file, or one from an hwnas that encodes archs differently)."""
+def check_fits(
+    profile: Profile, path: Path | str, supernet: str, model: Family,
+    policy: PrecisionPolicy | None = None,
+) -> None:  # fmt: skip
+    """Refuse a profile that cannot estimate this network's archs (with ``policy``: their
+    quantized models), saying why: made for another super-network, config or input shape,
+    without the precisions or INT4 block size the policy uses, or a table or predictor that
+    does not cover the space (a damaged file, or one from an hwnas that encodes archs
+    differently)."""
     config = model.config.to_dict()
     input_shape = model.input_spec().shape
     if profile.supernet != supernet:
@@ -270,21 +352,43 @@ def check_fits(profile: Profile, path: Path | str, supernet: str, model: Family)
                 f"profile {path}: made for another space ({key} = {profile.config.get(key)!r}, "
                 f"this run has {config.get(key)!r}); build one with hwnas profile"
             )
-    missing = [layer.key for layer in model.layer_catalogue()
-               if layer.key not in profile.table.entries]  # fmt: skip
+    if policy is not None:
+        _check_precisions(profile, path, policy)
+    catalogue = policy.catalogue() if policy else model.layer_catalogue()
+    missing = [layer.key for layer in catalogue if layer.key not in profile.table.entries]
     if missing:
         raise HwnasError(f"profile {path}: table has no entry for layer {missing[0]}")
     corners = [model.smallest_arch(), model.teacher_arch()]
-    features = model.space().features(corners).shape[1]
+    schedules = [model.layer_schedule(a) for a in corners]
+    table_ms = np.array([profile.table.predict(layers) for layers in schedules])
+    features = profile.features(model, corners, schedules, table_ms).shape[1]
     if profile.predictor.n_features != features:
         raise HwnasError(
             f"profile {path}: predictor has {profile.predictor.n_features} features, this "
             f"space has {features}"
         )
+    if policy is not None:
+        corners = [policy.uniform(a, p) for a in corners for p in policy.precisions]
     with np.errstate(over="ignore", invalid="ignore"):  # reported below, in one line
-        estimates = np.concatenate(profile.estimate(model, corners))
+        estimates = np.concatenate(profile.estimate(model, corners, policy))
     if not np.all(np.isfinite(estimates) & (estimates > 0)):
         raise HwnasError(f"profile {path}: estimates non-positive or infinite latencies")
+
+
+def _check_precisions(profile: Profile, path: Path | str, policy: PrecisionPolicy) -> None:
+    held = profile.precision.precisions if profile.precision else ("fp32",)
+    lacking = [p for p in policy.precisions if p not in held]
+    if lacking:
+        raise HwnasError(
+            f"profile {path}: holds {', '.join(held)} layers, this run searches "
+            f"{', '.join(lacking)} too; build one with quantize.precisions in the config of "
+            "hwnas profile create"
+        )
+    if "int4" in policy.precisions and profile.precision.block_size != policy.block_size:
+        raise HwnasError(
+            f"profile {path}: timed int4 in blocks of {profile.precision.block_size}, this "
+            f"run quantizes in blocks of {policy.block_size} (quantize.block_size)"
+        )
 
 
 # -- building and checking ---------------------------------------------------------------------
@@ -296,11 +400,14 @@ def measure_archs(
     label: str,
     rounds: int = 3,
     seed: int = 0,
+    policy: PrecisionPolicy | None = None,
 ) -> np.ndarray:
-    """Measured latency (ms) of each arch's standalone sub-network: the median of
-    ``rounds`` interleaved rounds, so machine drift does not bias single archs."""
+    """Measured latency (ms) of each arch's standalone sub-network (with ``policy``: its
+    quantized model): the median of ``rounds`` interleaved rounds, so machine drift does
+    not bias single archs."""
     example = model.example_input(settings.batch_size)
-    calls = [prepare(model.extract(arch), example, settings) for arch in archs]
+    build = policy.evaluated if policy else model.extract
+    calls = [prepare(build(arch), example, settings) for arch in archs]
     task = progress.task(label, rounds * len(calls))
     timings = time_rounds(calls, settings, rounds, seed, task.advance)
     task.close()
@@ -315,28 +422,34 @@ def build_profile(
     rounds: int = 5,
     seed: int = 0,
     progress: Progress | None = None,
+    precision: ProfilePrecision | None = None,
 ) -> Profile:
     """Measure the lookup table and ``samples`` random sub-networks, each in ``rounds``
-    interleaved rounds; fit the predictor.
+    interleaved rounds; fit the predictor. With ``precision``, the table holds every
+    quantizable layer at each precision too, and the sub-networks are quantized models.
 
     The weights do not matter to latency, so a freshly initialised super-network serves.
     """
     progress = progress or SilentProgress()
     model = model.eval()
-    archs = _distinct_samples(model, samples, seed)
+    policy = precision.policy(model) if precision else None
+    archs = _distinct_samples(model, samples, seed, policy=policy)
     if len(archs) < 10:
         raise HwnasError(
             f"--samples {samples}: the predictor needs at least 10 distinct sub-networks "
             f"(this space gave {len(archs)})"
         )
-    table, noise = build_table(model.layer_catalogue(), model.layer_module, settings,
-                               rounds=rounds, seed=seed, progress=progress)  # fmt: skip
+    catalogue = policy.catalogue() if policy else model.layer_catalogue()
+    table, noise = build_table(catalogue, policy.layer_module if policy else model.layer_module,
+                               settings, rounds=rounds, seed=seed, progress=progress)  # fmt: skip
+    timed = [*archs, model.teacher_arch()]
     *measured, reference_ms = measure_archs(
-        model, [*archs, model.teacher_arch()], settings, progress, "sub-networks", rounds, seed
+        model, timed, settings, progress, "sub-networks", rounds, seed, policy
     )
     measured = np.asarray(measured)
-    table_ms = np.array([table.predict(model.layer_schedule(a)) for a in archs])
-    features = model.space().features(archs)
+    schedules = [policy.schedule(a) if policy else model.layer_schedule(a) for a in archs]
+    table_ms = np.array([table.predict(layers) for layers in schedules])
+    features = predictor_features(model, archs, schedules, table, table_ms, precision)
     held_out = np.empty(len(archs))
     for train, test in KFold(5, shuffle=True, random_state=seed).split(features):
         fitted = LatencyPredictor.fit(features[train], table_ms[train], measured[train])
@@ -360,19 +473,28 @@ def build_profile(
         predictor=LatencyPredictor.fit(features, table_ms, measured),
         validation=validation,
         created=datetime.now(UTC).isoformat(timespec="seconds"),
+        precision=precision,
     )
 
 
 def _distinct_samples(
-    model: Family, n: int, seed: int, exclude: frozenset[str] = frozenset()
-) -> list[Arch]:
-    """Up to ``n`` distinct random archs (fewer only in a tiny space), none in ``exclude``."""
-    space, rng = model.space(), np.random.default_rng(seed)
+    model: Family, n: int, seed: int, exclude: frozenset[str] = frozenset(),
+    policy: PrecisionPolicy | None = None,
+) -> list[Arch]:  # fmt: skip
+    """Up to ``n`` distinct random archs (fewer only in a tiny space), none in ``exclude``.
+    With ``policy``, in turn all fp32, all at each other precision, and mixed: a search
+    visits all three, and a predictor fitted on mixed policies alone would extrapolate to
+    the uniform ones."""
+    space, rng = (policy.space if policy else model.space()), np.random.default_rng(seed)
+    uniform = policy.precisions if policy else ()
     archs: dict[str, Arch] = {}
     for _ in range(100 * n):
         if len(archs) == n:
             break
         arch = space.sample(rng)
+        turn = len(archs) % (len(uniform) + 1)
+        if turn < len(uniform):
+            arch = policy.uniform(arch, uniform[turn])
         if arch.key not in exclude:
             archs.setdefault(arch.key, arch)
     return list(archs.values())
@@ -412,17 +534,19 @@ def check_profile(
     progress = progress or SilentProgress()
     started = time.perf_counter()
     model = model.eval()
+    policy = profile.policy(model)
     fit_seed = int(profile.validation.get("seed", 0))
-    fitted = _distinct_samples(model, int(profile.validation.get("samples", 0)), fit_seed)
+    fitted = _distinct_samples(model, int(profile.validation.get("samples", 0)), fit_seed,
+                               policy=policy)  # fmt: skip
     seed = fit_seed + 1
-    archs = _distinct_samples(model, samples, seed, frozenset(a.key for a in fitted))
+    archs = _distinct_samples(model, samples, seed, frozenset(a.key for a in fitted), policy)
     if len(archs) < 2:
         raise HwnasError("--check: this space has too few archs the profile was not fitted on")
-    *measured, reference_ms = measure_archs(
-        model, [*archs, model.teacher_arch()], profile.settings, progress, "check", rounds, seed
-    )
+    *measured, reference_ms = measure_archs(model, [*archs, model.teacher_arch()],
+                                            profile.settings, progress, "check", rounds, seed,
+                                            policy)  # fmt: skip
     measured = np.asarray(measured)
-    table_ms, predicted = profile.estimate(model, archs)
+    table_ms, predicted = profile.estimate(model, archs, policy)
     here = environment(profile.settings)
     return {
         "samples": len(archs),
@@ -436,7 +560,13 @@ def check_profile(
         "same_device": same_device(profile.device, here),
         "seconds": time.perf_counter() - started,
         "archs": [
-            {"key": a.key, "measured_ms": m, "table_ms": t, "predicted_ms": p}
+            {
+                "key": a.key,
+                "measured_ms": m,
+                "table_ms": t,
+                "predicted_ms": p,
+                **({"precisions": dict(Counter(policy.policy(a).values()))} if policy else {}),
+            }
             for a, m, t, p in zip(archs, measured, table_ms, predicted, strict=True)
-        ],
+        ],  # fmt: skip
     }

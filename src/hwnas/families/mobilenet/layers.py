@@ -48,7 +48,7 @@ def schedule(config: MobileNetConfig, arch: ArchLike, input_size: int) -> list[L
         layers.append(
             Layer("resize", (("to", resolution),), (config.in_channels, input_size, input_size))
         )
-    layers.append(Layer("stem", (), (config.in_channels, resolution, resolution)))
+    layers.append(Layer("stem", (), (config.in_channels, resolution, resolution), part="stem"))
     size = out_size(resolution, config.stem_stride)
     for spec, kernel, hidden in arch_blocks(arch, config):
         settings = (
@@ -60,9 +60,10 @@ def schedule(config: MobileNetConfig, arch: ArchLike, input_size: int) -> list[L
             ("kernel", kernel),
             ("expand", hidden // spec.in_channels),
         )
-        layers.append(Layer("mbconv", settings, (spec.in_channels, size, size)))
+        part = f"s{spec.stage}.b{spec.index}"
+        layers.append(Layer("mbconv", settings, (spec.in_channels, size, size), part=part))
         size = out_size(size, spec.stride)
-    layers.append(Layer("head", (), (config.widths[-1], size, size)))
+    layers.append(Layer("head", (), (config.widths[-1], size, size), part="head"))
     return layers
 
 

@@ -30,7 +30,7 @@ def _block(width: int, layer: ArchLayer, config: TransformerConfig) -> Layer:
     settings = (("width", width), ("heads", layer.heads), ("hidden", layer.hidden),
                 ("attention", layer.attention), ("ffn", layer.feed_forward),
                 ("top_k", layer.top_k))  # fmt: skip
-    return Layer("block", settings, (config.sequence, width))
+    return Layer("block", settings, (config.sequence, width), part=f"l{layer.index}")
 
 
 def _head(width: int, config: TransformerConfig) -> Layer:
