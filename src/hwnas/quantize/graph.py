@@ -95,12 +95,22 @@ def materialise_identities(model: onnx.ModelProto) -> onnx.ModelProto:
             kept.append(node)
     del model.graph.node[:]
     model.graph.node.extend(kept)
-    used = {name for node in model.graph.node for name in node.input}
-    used |= {o.name for o in model.graph.output}
-    unused = [t for t in model.graph.initializer if t.name not in used]
-    for tensor in unused:
-        model.graph.initializer.remove(tensor)
+    drop_unused_initializers(model)
     return model
+
+
+def read_names(model: onnx.ModelProto) -> set[str]:
+    """Every tensor some node or the graph's outputs read."""
+    read = {name for node in model.graph.node for name in node.input}
+    return read | {o.name for o in model.graph.output}
+
+
+def drop_unused_initializers(model: onnx.ModelProto) -> None:
+    """Remove, in place, the initializers nothing reads any more (ONNX Runtime warns of
+    them, and they weigh in the file)."""
+    read = read_names(model)
+    for tensor in [t for t in model.graph.initializer if t.name not in read]:
+        model.graph.initializer.remove(tensor)
 
 
 def constant(model: onnx.ModelProto, name: str) -> np.ndarray | None:

@@ -53,6 +53,7 @@ from hwnas.errors import HwnasError
 from hwnas.quantize.graph import (
     batches,
     constant,
+    drop_unused_initializers,
     materialise_identities,
     nodes_of_all,
     producers,
@@ -415,12 +416,5 @@ def quantize_int4(
     proto.graph.node.extend(nodes)
     if replaced and not any(o.domain == "com.microsoft" for o in proto.opset_import):
         proto.opset_import.append(helper.make_opsetid("com.microsoft", 1))
-    _drop_unused(proto)
+    drop_unused_initializers(proto)
     return proto.SerializeToString()
-
-
-def _drop_unused(model: onnx.ModelProto) -> None:
-    read = {name for node in model.graph.node for name in node.input}
-    read |= {o.name for o in model.graph.output}
-    for tensor in [t for t in model.graph.initializer if t.name not in read]:
-        model.graph.initializer.remove(tensor)

@@ -41,7 +41,13 @@ from pathlib import Path
 import onnx
 
 from hwnas.errors import HwnasError
-from hwnas.quantize.graph import batches, materialise_identities, nodes_of_all
+from hwnas.quantize.graph import (
+    batches,
+    drop_unused_initializers,
+    materialise_identities,
+    nodes_of_all,
+    read_names,
+)
 
 METHODS = ("minmax", "entropy", "percentile")
 PERCENTILE = 99.99
@@ -177,13 +183,10 @@ def _unquantize_inputs(model: onnx.ModelProto, names: set[str]) -> None:
 def _drop_dead(model: onnx.ModelProto) -> None:
     """Remove nodes whose outputs nobody reads (Q/DQ pairs left without readers)."""
     while True:
-        read = {name for node in model.graph.node for name in node.input}
-        read |= {o.name for o in model.graph.output}
+        read = read_names(model)
         dead = [n for n in model.graph.node if not any(o in read for o in n.output)]
         if not dead:
             break
         for node in dead:
             model.graph.node.remove(node)
-    read = {name for node in model.graph.node for name in node.input}
-    for tensor in [t for t in model.graph.initializer if t.name not in read]:
-        model.graph.initializer.remove(tensor)
+    drop_unused_initializers(model)
