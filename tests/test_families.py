@@ -169,16 +169,26 @@ def test_onnx_export_matches_pytorch(model, tmp_path):
         assert json.loads((tmp_path / f"{i}.json").read_text())["key"] == arch.key
 
 
-def test_sorting_by_importance_keeps_the_function(model):
+@pytest.mark.parametrize("measured", [False, True], ids=["weights", "activations"])
+def test_sorting_by_importance_keeps_the_function(model, measured):
+    """By weight norms (progressive shrinking) or by activations on calibration inputs
+    (InstaTune): the largest network computes the same, and every sub-network of the sorted
+    super-network is still what ``extract`` gives."""
     sorted_model = type(model).from_config(model.config.to_dict())
     sorted_model.load_state_dict(model.state_dict())
-    sorted_model.eval().sort_by_importance()
+    calibration = model.example_input(8, torch.Generator().manual_seed(3))
+    sorted_model.eval().sort_by_importance(calibration if measured else None)
     x = model.example_input(2)
     teacher = model.teacher_arch()
     with torch.no_grad():
         for net in (model, sorted_model):
             net.set_active(teacher)
         torch.testing.assert_close(model(x), sorted_model(x), atol=1e-5, rtol=1e-4)
+        assert sorted_model.active == teacher
+        for arch in (sorted_model.space().sample(np.random.default_rng(i)) for i in range(3)):
+            sorted_model.set_active(arch)
+            torch.testing.assert_close(sorted_model(x), sorted_model.extract(arch)(x),
+                                       atol=1e-5, rtol=1e-4)  # fmt: skip
 
 
 def test_checkpoint_round_trip(model, tmp_path):

@@ -30,6 +30,8 @@ Examples:
   hwnas profile create --out pi4.json   # on the device; then anywhere:
   hwnas run --latency profile:pi4.json
   hwnas profile check pi4.json --out check/
+  hwnas train --dense --config lm.yaml --out runs/dense   # a dense model, then:
+  hwnas instatune --model runs/dense/supernet.safetensors --config lm.yaml
   hwnas bench nb201 --data nb201_acc_latency.csv.gz --device pixel3
 """
 
@@ -223,6 +225,39 @@ def run_command(
     print_run(summary, out)
 
 
+@app.command("instatune")
+def instatune_command(
+    ctx: typer.Context,
+    model: Annotated[
+        Path,
+        typer.Option(
+            help="Dense model: a checkpoint of hwnas train --dense, or a pretrained model "
+            "folder its family reads (a Hugging Face LLaMA folder for supernet llama)."
+        ),
+    ],
+    config: ConfigFile = None,
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("runs/instatune"),
+    resume: Annotated[bool, typer.Option(help="Continue a killed run from its store.")] = False,
+    budget: Annotated[int | None, typer.Option(help="Sub-networks to evaluate.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of everything random.")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Fine-tuning epochs.")] = None,
+) -> None:
+    """Make a trained dense model elastic while fine-tuning it (InstaTune), then search and
+    export as hwnas run does: heads, neurons and channels sorted by their activations on
+    calibration data, every sub-network distilled from the frozen dense model.
+
+    Writes what hwnas run writes; summary.json says where the super-network came from.
+    """
+    from hwnas.console import RichProgress, print_run
+    from hwnas.run import run_job
+
+    settings = _settings(config, {"search.budget": budget, "seed": seed, "train.epochs": epochs})
+    with RichProgress() as progress:
+        summary = run_job(settings, out, resume, progress, command=_command_line(ctx),
+                          dense=model)  # fmt: skip
+    print_run(summary, out)
+
+
 @app.command("train")
 def train_command(
     config: ConfigFile = None,
@@ -230,13 +265,18 @@ def train_command(
     resume: Annotated[bool, typer.Option(help="Continue from the checkpoint.")] = False,
     seed: Annotated[int | None, typer.Option(help="Seed of everything random.")] = None,
     epochs: Annotated[int | None, typer.Option(help="Training epochs.")] = None,
+    dense: Annotated[
+        bool, typer.Option(help="Train the largest network alone (for hwnas instatune).")
+    ] = False,
 ) -> None:
     """Train the configured super-network only (sandwich rule, in-place distillation);
-    hwnas run --out on the same folder then searches it without training again."""
+    hwnas run --out on the same folder then searches it without training again. With
+    --dense, the largest network alone: a dense model for hwnas instatune --model."""
     from hwnas.console import RichProgress, console
     from hwnas.run import train_job
 
-    settings = _settings(config, {"seed": seed, "train.epochs": epochs})
+    settings = _settings(config, {"seed": seed, "train.epochs": epochs,
+                                  "train.dense": dense or None})  # fmt: skip
     with RichProgress() as progress:
         result = train_job(settings, out, resume=resume, progress=progress)
     last = result["training"][-1] if result["training"] else {}

@@ -83,7 +83,8 @@ class TrainConfig(_Strict):
     with several students sharing its weights so is the teacher (a transformer language
     model stalls at the byte frequencies; docs/benchmarks.md). ``distillation``: the weight of
     the teacher's soft targets in a student's loss, the rest going to the labels (1 is
-    BigNAS's in-place distillation; Once-for-All mixes both)."""
+    BigNAS's in-place distillation; Once-for-All mixes both). ``dense``: train the largest
+    sub-network alone, a dense model (InstaTune's starting point: ``hwnas train --dense``)."""
 
     epochs: int = Field(12, ge=0, le=100_000)
     batch_size: int = Field(64, ge=1, le=65_536)
@@ -98,12 +99,15 @@ class TrainConfig(_Strict):
     temperature: float = Field(1.0, gt=0, le=100)
     label_smoothing: float | None = Field(None, ge=0, lt=1)
     progressive: bool = False
+    dense: bool = False
     threads: int = Field(1, ge=1, le=1024, description="torch threads; 1 is fastest on 2 cores")
 
     @model_validator(mode="after")
     def _progressive_needs_every_phase(self) -> TrainConfig:
         if self.progressive and 0 < self.epochs < 4:
             raise ValueError("progressive shrinking needs at least 4 epochs (one per phase)")
+        if self.progressive and self.dense:
+            raise ValueError("dense trains the largest network alone; progressive shrinks it")
         return self
 
 

@@ -30,6 +30,7 @@ from hwnas.export import export_subnet, write_model
 from hwnas.families import build_family, family_type
 from hwnas.families.base import Family
 from hwnas.files import make_out
+from hwnas.instatune import DenseStart, start_from_dense
 from hwnas.pareto import Objective, objective_matrix
 from hwnas.precision import DeployedModel, PrecisionPolicy
 from hwnas.progress import Progress, SilentProgress
@@ -109,10 +110,19 @@ def _check_out(out: Path, resume: bool, marker: str) -> None:
 
 
 # -- train -------------------------------------------------------------------------------
-def _trainer(config: RunConfig, task: Task, model: Family) -> SandwichTrainer:
-    settings = resolve_settings(config.train, type(model), type(task))
-    identity = {**config.data.model_dump(mode="json"), **task.identity()}
-    return SandwichTrainer(model, task, settings, seed=config.seed, identity=identity)
+def _trainer(
+    config: RunConfig, task: Task, model: Family, start: DenseStart | None = None
+) -> SandwichTrainer:
+    """The trainer of ``config``; from a dense model (``start``), every sub-network is
+    distilled from it from the first step (``teacher_only`` 0 unless the config says)."""
+    train = config.train
+    if start is not None and train.teacher_only is None:
+        train = train.model_copy(update={"teacher_only": 0.0})
+    settings = resolve_settings(train, type(model), type(task))
+    identity = {**config.data.model_dump(mode="json"), **task.identity(),
+                **(start.identity if start else {})}  # fmt: skip
+    teacher = start.teacher if start else None
+    return SandwichTrainer(model, task, settings, config.seed, identity, teacher)
 
 
 def _train(trainer: SandwichTrainer, out: Path, progress: Progress) -> list:
@@ -280,17 +290,26 @@ def run_job(
     resume: bool = False,
     progress: Progress | None = None,
     command: str | None = None,
+    dense: Path | None = None,
 ) -> dict:
     """Train, search, export and report; returns what ``summary.json`` holds. ``command``
-    is recorded as how the run was started (the CLI passes its command line)."""
+    is recorded as how the run was started (the CLI passes its command line). ``dense``: a
+    dense model's checkpoint to start from, made elastic while fine-tuned (InstaTune,
+    ``hwnas.instatune``), instead of training the super-network from scratch."""
     progress = progress or SilentProgress()
     plan = plan_run(config)
+    if dense is not None and config.train.dense:
+        raise HwnasError("train.dense: a run from a dense model fine-tunes a super-network")
     _check_out(out, resume, "run.sqlite")
     timings: dict[str, float] = {}
     started = time.perf_counter()
     task, model = prepare(config)
-    trainer = _trainer(config, task, model)
     calibration = task.calibration_inputs(config.search.calibration_images, config.seed)
+    start = None
+    if dense is not None:
+        start = start_from_dense(dense, model, task, calibration, config.supernet.overrides)
+        model = start.model
+    trainer = _trainer(config, task, model, start)
     policy = _policy(config, model, calibration)
     space = policy.space if policy else model.space()
     label = policy.label if policy else model.label
@@ -325,8 +344,8 @@ def run_job(
 
     summary = {
         **study_summary(
-            title=f"hwnas run: {config.data.name}, {config.supernet.name}, "
-            f"{config.search.searcher}",
+            title=f"hwnas {'instatune' if start else 'run'}: {config.data.name}, "
+            f"{config.supernet.name}, {config.search.searcher}",
             command=command or "python: hwnas.run.run_job",
             seed=config.seed,
             objectives=plan.objectives,
@@ -343,6 +362,7 @@ def run_job(
         "exported": exported,
         "latency": latency.provenance(),
         "training": history,
+        **({"instatune": start.info} if start else {}),
         "time_seconds": {**timings, "total": sum(timings.values())},
         "searcher_seconds_per_candidate": study.seconds_per_candidate,
         "settings": config.model_dump(mode="json"),

@@ -13,6 +13,7 @@ from typing import Any
 from hwnas.errors import HwnasError
 from hwnas.families.base import Cost, Family, Layer, Op, Phase
 from hwnas.families.checkpoint import load_checkpoint, optimizer_path, save_checkpoint
+from hwnas.families.llama import ElasticLlama, LlamaConfig, load_llama
 from hwnas.families.mobilenet import ElasticMobileNet, MobileNetConfig
 from hwnas.families.transformer import ElasticTransformer, TransformerConfig
 from hwnas.tasks.base import TaskSpec
@@ -20,6 +21,7 @@ from hwnas.tasks.base import TaskSpec
 FAMILIES: dict[str, type[Family]] = {
     "mobilenet": ElasticMobileNet,
     "transformer": ElasticTransformer,
+    "llama": ElasticLlama,
 }
 
 
@@ -44,10 +46,12 @@ def family_from_config(name: str, values: Mapping[str, Any]) -> Family:
 __all__ = [
     "FAMILIES",
     "Cost",
+    "ElasticLlama",
     "ElasticMobileNet",
     "ElasticTransformer",
     "Family",
     "Layer",
+    "LlamaConfig",
     "MobileNetConfig",
     "Op",
     "Phase",
@@ -55,6 +59,7 @@ __all__ = [
     "build_family",
     "family_from_config",
     "family_type",
+    "load_llama",
     "load_checkpoint",
     "optimizer_path",
     "save_checkpoint",

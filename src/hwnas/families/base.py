@@ -12,7 +12,8 @@ Hooks, grouped by who calls them and when:
   profiles). ``config.to_dict()`` is JSON and identifies the network.
 - Training (``SandwichTrainer``, every step): ``set_active`` then ``forward`` (``__call__``);
   ``auxiliary_loss`` after each forward; ``teacher_arch`` and ``smallest_arch`` bound every
-  sandwich step; ``phases`` and ``sort_by_importance`` drive progressive shrinking.
+  sandwich step; ``phases`` and ``sort_by_importance`` drive progressive shrinking (and,
+  given calibration inputs, InstaTune's start from a dense model).
 - Reporting (run results, reports): ``label``, a short readable name of an arch.
 - Evaluating (evaluators, per arch): ``extract`` (a plain module with copied weights, same
   outputs), ``cost``, ``op_schedule`` and ``weight_bytes``, all analytic except ``extract``.
@@ -30,6 +31,7 @@ from __future__ import annotations
 from abc import abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar, NamedTuple, Protocol, Self, runtime_checkable
 
 import torch
@@ -136,6 +138,16 @@ class Family(Protocol):
         """Rebuild from ``config.to_dict()`` (untrained weights); bad values: HwnasError."""
         return cls(cls.config_class.from_dict(values))
 
+    @classmethod
+    def from_pretrained(
+        cls, folder: Path, context: int | None = None, overrides: Mapping[str, Any] | None = None
+    ) -> Self:
+        """The dense super-network of a pretrained model in ``folder`` (its weights loaded;
+        ``overrides`` choose the space): InstaTune's starting point. Families that read no
+        such folders refuse it."""
+        raise HwnasError(f"{folder}: the {cls.name} family loads no pretrained model folders; "
+                         "give a checkpoint of hwnas train --dense")  # fmt: skip
+
     @abstractmethod
     def space(self) -> Space: ...
 
@@ -160,8 +172,11 @@ class Family(Protocol):
         """Progressive-shrinking phases in order; the last one opens every choice."""
 
     @abstractmethod
-    def sort_by_importance(self) -> None:
-        """Reorder elastic channels (neurons, heads) most important first, function kept."""
+    def sort_by_importance(self, inputs: torch.Tensor | None = None) -> None:
+        """Reorder elastic channels (neurons, heads) most important first, the largest
+        network's function kept. Progressive shrinking calls it without ``inputs`` (weight
+        norms); InstaTune with calibration ``inputs`` (importance from activations on them,
+        and, where the family can, the order in which depth drops layers)."""
 
     @abstractmethod
     def set_active(self, arch: ArchLike) -> Arch:

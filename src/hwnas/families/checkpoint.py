@@ -202,6 +202,13 @@ def _check_header(path: Path, header: Mapping[str, str], model: Family) -> None:
             raise HwnasError(f"checkpoint {path} does not fit this model: {found}")
 
 
+def checkpoint_digest(path: str | Path) -> str:
+    """The digest of a checkpoint's tensors as its header records it, the tensors unread:
+    what identifies the weights a run started from (call after ``load_checkpoint``)."""
+    with safe_open(str(path), framework="pt") as f:
+        return (f.metadata() or {}).get("sha256", "")
+
+
 def load_checkpoint(
     path: str | Path,
     model: Family,

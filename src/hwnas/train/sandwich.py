@@ -3,7 +3,9 @@ progressive shrinking, for any family on any task.
 
 Each step trains the teacher (the family's largest sub-network) on the labels, then the
 smallest and a few random ones on the teacher's soft predictions (BigNAS): the extremes
-bound the space, and the teacher costs nothing extra. Progressive shrinking (Once-for-All)
+bound the space, and the teacher costs nothing extra. Fine-tuning a super-network made from a
+dense model (InstaTune) distils every sub-network, the largest included, from that frozen
+dense model instead. Progressive shrinking (Once-for-All)
 opens the family's elastic dimensions in the order its ``phases`` declare, sorting weights
 by importance before a phase whose narrower sub-networks keep the first channels.
 """
@@ -66,9 +68,12 @@ class SandwichTrainer:
         settings: TrainConfig,
         seed: int = 0,
         identity: dict | None = None,
+        teacher: torch.nn.Module | None = None,
     ) -> None:
-        """``identity`` describes the training data; a checkpoint made on other data is
-        refused by ``restore``."""
+        """``identity`` describes the training data (and the dense model, in InstaTune); a
+        checkpoint made from others is refused by ``restore``. ``teacher``: a frozen model
+        whose outputs every sub-network learns from, the largest included; None: the
+        largest sub-network, trained on the labels in the same step (in-place)."""
         unset = [k for k, v in settings.model_dump().items() if v is None]
         if unset:
             raise ValueError(f"training settings {unset} are unset: use resolve_settings")
@@ -77,6 +82,7 @@ class SandwichTrainer:
         self.settings = settings
         self.seed = seed
         self.identity = identity or {}
+        self.frozen_teacher = teacher.eval().requires_grad_(False) if teacher else None
         self.space = model.space()
         self.teacher, self.smallest = model.teacher_arch(), model.smallest_arch()
         self.phases = tuple(model.phases())
@@ -101,7 +107,9 @@ class SandwichTrainer:
         """The sub-networks trained after the teacher at global ``step``: none while only
         the teacher trains (``teacher_only``, or a phase that opens nothing)."""
         total = self.settings.epochs * self.steps_per_epoch
-        if step < self.settings.teacher_only * total or (phase is not None and not phase.opens):
+        if self.settings.dense or step < self.settings.teacher_only * total:
+            return []
+        if phase is not None and not phase.opens:
             return []
         randoms = [self.space.sample(rng) for _ in range(self.settings.random_subnets)]
         return [self._restrict(a, phase) for a in [self.smallest, *randoms]]
@@ -153,15 +161,25 @@ class SandwichTrainer:
             for group in self.optimizer.param_groups:
                 group["lr"] = self._lr(epoch * self.steps_per_epoch + step)
             self.optimizer.zero_grad(set_to_none=True)
-            teacher, auxiliary = self._loss_of(self.teacher, x)
-            loss = self.task.loss(teacher, y, settings.label_smoothing)
-            (loss + auxiliary).backward()
-            for arch in self._students(rng, phase, epoch * self.steps_per_epoch + step):
+            students = self._students(rng, phase, epoch * self.steps_per_epoch + step)
+            if self.frozen_teacher is None:
+                teacher, auxiliary = self._loss_of(self.teacher, x)
+                loss = self.task.loss(teacher, y, settings.label_smoothing)
+                (loss + auxiliary).backward()
+                reported = teacher.detach()
+            else:
+                with torch.no_grad():
+                    teacher = self.frozen_teacher(x)
+                largest, auxiliary = self._loss_of(self.teacher, x)
+                (self._student_loss(largest, teacher, y) + auxiliary).backward()
+                reported = largest.detach()  # what is trained, not the frozen model
+                loss = self.task.loss(reported, y, settings.label_smoothing)
+            for arch in students:
                 student, auxiliary = self._loss_of(arch, x)
                 (self._student_loss(student, teacher, y) + auxiliary).backward()
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), settings.grad_clip)
             self.optimizer.step()
-            right, predicted = self.task.correct(teacher.detach(), y)
+            right, predicted = self.task.correct(reported, y)
             totals["loss"] += float(loss.detach()) * len(y)
             totals["correct"] += right
             totals["predicted"] += predicted

@@ -8,6 +8,7 @@ and only a block's hidden (expanded) channels are elastic.
 from __future__ import annotations
 
 import copy
+import itertools
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -56,9 +57,13 @@ class ElasticMBConv(nn.Module):
     def hidden(self) -> int:
         return self.spec.in_channels * self.expand_ratio
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def hidden_activations(self, x: torch.Tensor) -> torch.Tensor:
+        """The hidden channels after the depthwise convolution: what the projection reads."""
         y = self.act(self.expand_bn(self.expand(x, self.hidden)))
-        y = self.act(self.depthwise_bn(self.depthwise(y, self.kernel)))
+        return self.act(self.depthwise_bn(self.depthwise(y, self.kernel)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.hidden_activations(x)
         if self.se is not None:
             y = self.se(y)
         y = self.project_bn(self.project(y, self.spec.out_channels))
@@ -93,9 +98,11 @@ class ElasticMBConv(nn.Module):
         """L1 norm of each hidden channel's expand weights."""
         return self.expand.weight.detach().abs().sum(dim=(1, 2, 3))
 
-    def sort_channels(self) -> None:
-        """Reorder hidden channels by descending importance without changing the function."""
-        perm = torch.argsort(self.importance(), descending=True, stable=True)
+    def sort_channels(self, score: torch.Tensor | None = None) -> None:
+        """Reorder hidden channels by descending ``score`` (default: ``importance``) without
+        changing the function."""
+        score = self.importance() if score is None else score
+        perm = torch.argsort(score, descending=True, stable=True)
         reorder_(self.expand.weight, perm, 0)
         for bn in (self.expand_bn, self.depthwise_bn):
             for t in (bn.weight, bn.bias, bn.running_mean, bn.running_var):
@@ -254,15 +261,29 @@ class ElasticMobileNet(nn.Module, Family):
             x = block(x)
         return pool_and_classify(self.head(x), self.classifier)
 
-    def sort_by_importance(self) -> None:
+    def sort_by_importance(self, inputs: torch.Tensor | None = None) -> None:
         """Put every block's most important hidden channels first (function unchanged).
 
         Narrower blocks use the first channels, so after sorting they keep the ones that
-        matter most: OFA does this before training smaller expand ratios.
+        matter most: OFA does this before training smaller expand ratios, by the expand
+        weights' norms. With calibration ``inputs``, by each channel's mean activation on
+        them in the largest network (Minitron's activation-based importance). Depth keeps
+        each stage's first blocks (OFA's rule) either way.
         """
-        for stage in self.stages:
-            for block in stage:
+        if inputs is None:
+            for block in itertools.chain.from_iterable(self.stages):
                 block.sort_channels()
+            return
+        previous, was_training = self.active, self.training
+        self.set_active(self.teacher_arch())
+        self.eval()
+        with torch.no_grad():
+            x = self.stem(resize(inputs, self.active["resolution"]))
+            for block in self.active_blocks():
+                block.sort_channels(block.hidden_activations(x).abs().mean(dim=(0, 2, 3)))
+                x = block(x)
+        self.train(was_training)
+        self.set_active(previous)
 
     # -- evaluating ----------------------------------------------------------------------
     def extract(self, arch: ArchLike) -> SubNet:

@@ -10,9 +10,10 @@ import math
 from collections.abc import Iterator, Mapping
 from typing import Any, Literal, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from hwnas.errors import HwnasError, KeyedError
+from hwnas.errors import KeyedError
+from hwnas.families.settings import FamilyConfig
 from hwnas.space import Space, Value, categorical, ordinal
 
 ATTENTIONS = ("softmax", "sigmoid", "linear")
@@ -25,7 +26,7 @@ size below its own bound a network could still ask for terabytes (4096 layers of
 4096), so the whole is bounded too. The default holds ~1.2 Mi."""
 
 
-class TransformerConfig(BaseModel):
+class TransformerConfig(FamilyConfig):
     """Shape of the super-network; the default trains on one CPU thread in minutes.
 
     Set by the task (``for_task``): ``input`` (``tokens`` or ``image``), ``outputs``,
@@ -45,7 +46,7 @@ class TransformerConfig(BaseModel):
     its load-balancing loss. Causal linear attention runs in chunks of ``linear_chunk``.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, strict=True)
+    label = "transformer"
 
     input: Literal["tokens", "image"] = "tokens"
     outputs: int = Field(256, ge=2, le=1_000_000)
@@ -168,21 +169,6 @@ class TransformerConfig(BaseModel):
     @property
     def max_depth(self) -> int:
         return max(self.depths)
-
-    def to_dict(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> TransformerConfig:
-        if not isinstance(values, Mapping):
-            raise HwnasError(f"transformer config: expected a mapping, got {type(values).__name__}")
-        try:
-            return cls.model_validate(dict(values))
-        except ValidationError as exc:
-            error = exc.errors()[0]
-            key = ".".join(str(p) for p in error["loc"])
-            detail = error["msg"].removeprefix("Value error, ")
-            raise KeyedError(key, detail, prefix="transformer config: ") from None
 
     @classmethod
     def for_spec(cls, overrides: Mapping[str, Any] | None, spec: Any) -> TransformerConfig:

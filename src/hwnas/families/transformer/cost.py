@@ -11,7 +11,7 @@ product, norm, residual add and gather writes a new tensor.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from hwnas.families.base import ArchLike, Cost, Op
 from hwnas.families.transformer.config import (
@@ -103,8 +103,14 @@ def weight_bytes(arch: ArchLike, config: TransformerConfig) -> dict[str, int]:
     """``fp32``: 4 bytes per parameter. ``int8``: every weight matrix (embeddings included)
     at 1 byte per weight plus a 4-byte float scale per output row and a 4-byte int32 bias
     where it has one; norms and the class token stay fp32."""
-    params = cost(arch, config).params
-    matrices = list(_matrices(arch, config))
+    return storage(cost(arch, config).params, _matrices(arch, config))
+
+
+def storage(params: int, matrices: Iterable[tuple[int, int, bool]]) -> dict[str, int]:
+    """``weight_bytes`` of a model of ``params`` parameters whose weight matrices are
+    ``matrices`` (elements, output rows, has a bias); the rest (norms) stays fp32. Shared
+    with the LLaMA family, whose extracted models quantize the same way."""
+    matrices = list(matrices)
     in_matrices = sum(e for e, _, _ in matrices) + sum(r for _, r, bias in matrices if bias)
     int8 = sum(e + 4 * rows + 4 * rows * bias for e, rows, bias in matrices)
     return {"fp32": 4 * params, "int8": int8 + 4 * (params - in_matrices)}

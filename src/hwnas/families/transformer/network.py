@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -43,6 +43,15 @@ from hwnas.space import Arch, Space
 from hwnas.tasks.base import InputSpec, TaskSpec
 
 INIT_STD = 0.02
+
+
+class Importance(NamedTuple):
+    """One layer's scores on calibration data (``ElasticLayer.activation_importance``)."""
+
+    heads: torch.Tensor
+    neurons: torch.Tensor
+    channels: torch.Tensor
+    influence: float
 
 
 def _weight(*shape: int, std: float = INIT_STD) -> nn.Parameter:
@@ -80,22 +89,34 @@ class ElasticLayer(nn.Module):
             return weight.reshape(weight.shape[0] // n, n, weight.shape[1])[:, e]
         return weight.reshape(weight.shape[0], weight.shape[1] // n, n)[:, :, e]
 
+    def _norm(self, norm: nn.LayerNorm, x: torch.Tensor) -> torch.Tensor:
+        width = x.shape[-1]
+        return F.layer_norm(x, (width,), norm.weight[:width], norm.bias[:width])
+
+    def _mixed(self, h: torch.Tensor) -> torch.Tensor:
+        """The heads' attention outputs, concatenated (before the output projection)."""
+        s, width, inner = self.setting, h.shape[-1], self._inner()
+        q, k, v = (F.linear(h, w[:inner, :width]) for w in (self.q, self.k, self.v))
+        return operators.attend(q, k, v, s.heads, s.attention, self.config.causal,
+                                self.config.linear_chunk)  # fmt: skip
+
+    def _hidden(self, h: torch.Tensor, gated: bool) -> torch.Tensor:
+        """The feed-forward neurons' activations: the MLP's (every expert's, in a mixture),
+        or SwiGLU's gated ones."""
+        s, width = self.setting, h.shape[-1]
+        up = F.linear(h, self.up[: s.hidden, :width])
+        if gated:
+            return operators.gated(F.linear(h, self.gate[: s.hidden, :width]), up)
+        return F.gelu(up)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         s, width = self.setting, x.shape[-1]
-        inner = self._inner()
-        h = F.layer_norm(x, (width,), self.norm1.weight[:width], self.norm1.bias[:width])
-        q, k, v = (F.linear(h, w[:inner, :width]) for w in (self.q, self.k, self.v))
-        mixed = operators.attend(q, k, v, s.heads, s.attention, self.config.causal,
-                                 self.config.linear_chunk)  # fmt: skip
-        x = x + F.linear(mixed, self.o[:width, :inner])
-        h = F.layer_norm(x, (width,), self.norm2.weight[:width], self.norm2.bias[:width])
+        x = x + F.linear(self._mixed(self._norm(self.norm1, x)), self.o[:width, : self._inner()])
+        h = self._norm(self.norm2, x)
         up, down = self.up[: s.hidden, :width], self.down[:width, : s.hidden]
         self.balance = None
-        if s.feed_forward == "mlp":
-            y = F.linear(F.gelu(F.linear(h, up)), down)
-        elif s.feed_forward == "glu":
-            gate = self.gate[: s.hidden, :width]
-            y = F.linear(operators.gated(F.linear(h, gate), F.linear(h, up)), down)
+        if s.feed_forward in ("mlp", "glu"):
+            y = F.linear(self._hidden(h, s.feed_forward == "glu"), down)
         else:
             experts = [
                 (
@@ -146,18 +167,44 @@ class ElasticLayer(nn.Module):
         return block
 
     # -- importance ------------------------------------------------------------------------
-    def sort_by_importance(self) -> None:
+    def weight_importance(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Heads by the norm of their output projection; neurons by the product of their up
-        and down norms, sorted within each expert's group so experts keep their neurons."""
+        and down norms (no data needed: Once-for-All's choice)."""
         c = self.config
         heads = max(c.heads)
         head_norm = self.o.detach().reshape(self.o.shape[0], heads, c.head_dim).norm(dim=(0, 2))
-        order = torch.argsort(head_norm, descending=True, stable=True)
+        return head_norm, self.up.detach().norm(dim=1) * self.down.detach().norm(dim=0)
+
+    def activation_importance(self, x: torch.Tensor) -> Importance:
+        """What the largest setting does with its input ``x`` (the residual stream): each
+        head by the mean norm of its attention output, each neuron by its mean absolute
+        activation (Minitron's activation-based importance), each residual channel by the
+        mean magnitude of the normalised inputs, and the layer by its block influence,
+        1 - cos(input, output) averaged over tokens (ShortGPT): how much it changes the
+        stream, so the layer a shallower network can best do without has the least."""
+        c, s = self.config, self.setting
+        h = self._norm(self.norm1, x)
+        mixed = self._mixed(h)
+        heads = mixed.reshape(*mixed.shape[:-1], s.heads, c.head_dim).norm(dim=-1)
+        middle = x + F.linear(mixed, self.o[: x.shape[-1], : self._inner()])
+        h2 = self._norm(self.norm2, middle)
+        neurons = self._hidden(h2, s.feed_forward == "glu").abs()
+        out = self.forward(x)
+        influence = 1 - F.cosine_similarity(x, out, dim=-1).mean()
+        channels = (h.abs().mean(dim=(0, 1)) + h2.abs().mean(dim=(0, 1))) / 2
+        return Importance(heads.mean(dim=(0, 1)), neurons.mean(dim=(0, 1)), channels,
+                          float(influence))  # fmt: skip
+
+    def sort_by(self, head_score: torch.Tensor, neuron_score: torch.Tensor) -> None:
+        """Put the highest-scoring heads and neurons first (function unchanged); neurons are
+        sorted within each expert's group so experts keep their neurons."""
+        c = self.config
+        order = torch.argsort(head_score, descending=True, stable=True)
         perm = (order[:, None] * c.head_dim + torch.arange(c.head_dim)).reshape(-1)
         for weight in (self.q, self.k, self.v):
             reorder_(weight, perm, 0)
         reorder_(self.o, perm, 1)
-        score = self.up.detach().norm(dim=1) * self.down.detach().norm(dim=0)
+        score = neuron_score
         groups = c.experts if self.router is not None else 1
         by_group = score.reshape(-1, groups)  # column g: the neurons of expert g
         order = torch.argsort(by_group, dim=0, descending=True, stable=True)
@@ -193,6 +240,7 @@ class ElasticTransformer(nn.Module, Family):
             self.cls = _weight(width)
         self.position = _weight(c.positions, width)
         self.layers = nn.ModuleList(ElasticLayer(c) for _ in range(c.max_depth))
+        self.register_buffer("depth_order", torch.arange(c.max_depth))
         self.norm = nn.LayerNorm(width)
         if c.input == "image":
             self.head = _weight(c.outputs, width)
@@ -288,13 +336,14 @@ class ElasticTransformer(nn.Module, Family):
 
     def set_active(self, arch: ArchLike) -> Arch:
         arch = self.canonical(arch)
-        for layer, setting in zip(self.layers, arch_layers(arch, self.config), strict=False):
-            layer.setting = setting
+        running = self.running_layers(int(arch["depth"]))
+        for index, setting in zip(running, arch_layers(arch, self.config), strict=True):
+            self.layers[index].setting = setting
         self.active = arch
         return arch
 
     def active_layers(self) -> list[ElasticLayer]:
-        return list(self.layers[: int(self.active["depth"])])
+        return [self.layers[i] for i in self.running_layers(int(self.active["depth"]))]
 
     def _width(self) -> int:
         return int(self.active["width"])
@@ -330,9 +379,54 @@ class ElasticTransformer(nn.Module, Family):
             return None
         return self.config.balance_weight * torch.stack(losses).sum()
 
-    def sort_by_importance(self) -> None:
+    def sort_by_importance(self, inputs: torch.Tensor | None = None) -> None:
+        """Without ``inputs``, heads and neurons by their weights' norms. With calibration
+        ``inputs``, by their activations on them (``ElasticLayer.activation_importance``),
+        the residual stream's channels too (for narrower widths), and the order in which
+        depth drops layers: least block influence first. The largest network's function
+        is unchanged either way."""
+        if inputs is None:
+            for layer in self.layers:
+                layer.sort_by(*layer.weight_importance())
+            return
+        previous, was_training = self.active, self.training
+        self.set_active(self.teacher_arch())
+        self.eval()
+        scores = []
+        with torch.no_grad():
+            h = self.embed(inputs)
+            for layer in self.layers:
+                scores.append(layer.activation_importance(h))
+                h = layer(h)
+        for layer, score in zip(self.layers, scores, strict=True):
+            layer.sort_by(score.heads, score.neurons)
+        channels = torch.stack([score.channels for score in scores]).sum(dim=0)
+        self._permute_width(torch.argsort(channels, descending=True, stable=True))
+        influence = torch.tensor([score.influence for score in scores])
+        self.depth_order.copy_(torch.argsort(influence, descending=True, stable=True))
+        self.train(was_training)
+        self.set_active(previous)
+
+    def _permute_width(self, perm: torch.Tensor) -> None:
+        """Reorder the residual stream's channels in every tensor that reads or writes it:
+        layer norms normalise over all channels, so the full width computes the same."""
+        wide = [(self.position, 1), (self.norm.weight, 0), (self.norm.bias, 0)]
+        if self.config.input == "tokens":
+            wide.append((self.token, 1))
+        else:
+            wide += [(self.patch, 0), (self.patch_bias, 0), (self.cls, 0), (self.head, 1)]
         for layer in self.layers:
-            layer.sort_by_importance()
+            wide += [(layer.norm1.weight, 0), (layer.norm1.bias, 0), (layer.norm2.weight, 0),
+                     (layer.norm2.bias, 0), (layer.q, 1), (layer.k, 1), (layer.v, 1),
+                     (layer.o, 0), (layer.up, 1), (layer.down, 0)]  # fmt: skip
+            wide += [(w, 1) for w in (layer.gate, layer.router) if w is not None]
+        for tensor, dim in wide:
+            reorder_(tensor, perm, dim)
+
+    def running_layers(self, depth: int) -> list[int]:
+        """The layers a network of ``depth`` runs, in network order: the first ``depth`` of
+        ``depth_order`` (the identity until ``sort_by_importance`` measures otherwise)."""
+        return sorted(int(i) for i in self.depth_order[:depth])
 
     # -- evaluating ----------------------------------------------------------------------
     def export_embed(self, width: int) -> nn.Module:
@@ -367,7 +461,9 @@ class ElasticTransformer(nn.Module, Family):
     def layer_modules(self, arch: ArchLike) -> list[nn.Module]:
         arch = self.canonical(arch)
         width = int(arch["width"])
-        blocks = [self.layers[s.index].export(width, s) for s in arch_layers(arch, self.config)]
+        running = self.running_layers(int(arch["depth"]))
+        settings = arch_layers(arch, self.config)
+        blocks = [self.layers[i].export(width, s) for i, s in zip(running, settings, strict=True)]
         return [self.export_embed(width), *blocks, self.export_head(width)]
 
     def extract(self, arch: ArchLike) -> static.TransformerNet:

@@ -82,8 +82,19 @@ def attend(
 ) -> torch.Tensor:  # fmt: skip
     """Multi-head attention of projected queries, keys and values (batch, sequence, inner)."""
     q, k, v = (split_heads(t, heads) for t in (q, k, v))
+    return merge_heads(attend_heads(q, k, v, kind, causal, chunk))
+
+
+def attend_heads(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kind: str, causal: bool, chunk: int
+) -> torch.Tensor:
+    """Attention of queries, keys and values split into heads (..., sequence, dim).
+
+    The leading axes broadcast (softmax and sigmoid), so grouped-query attention passes
+    queries as (batch, groups, heads per group, sequence, dim) against keys and values of
+    (batch, groups, 1, sequence, dim): each group's keys serve its heads without a copy."""
     if kind == "linear":
-        return merge_heads(linear_attention(q, k, v, causal, chunk))
+        return linear_attention(q, k, v, causal, chunk)
     n = q.shape[-2]
     scores = (q @ k.transpose(-2, -1)) * q.shape[-1] ** -0.5
     if kind == "softmax":
@@ -96,7 +107,7 @@ def attend(
             weights = weights.masked_fill(future_mask(n), 0.0)
     else:
         raise ValueError(f"unknown attention {kind!r}")
-    return merge_heads(weights @ v)
+    return weights @ v
 
 
 def gated(gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:

@@ -4,6 +4,8 @@ quantise and time like any model, and compute what the super-network computes (b
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -91,13 +93,22 @@ class MixtureOfExperts(nn.Module):
 
 
 class Block(nn.Module):
-    """Pre-norm residual block: ``x + attention(norm(x))``, then ``x + ffn(norm(x))``."""
+    """Pre-norm residual block: ``x + attention(norm(x))``, then ``x + ffn(norm(x))``.
 
-    def __init__(self, width: int, attention: Attention, ffn: nn.Module) -> None:
+    ``norm`` builds each norm from the width (LayerNorm here, RMSNorm for the LLaMA family,
+    which shares this block)."""
+
+    def __init__(
+        self,
+        width: int,
+        attention: nn.Module,
+        ffn: nn.Module,
+        norm: Callable[[int], nn.Module] = nn.LayerNorm,
+    ) -> None:
         super().__init__()
-        self.norm1 = nn.LayerNorm(width)
+        self.norm1 = norm(width)
         self.attention = attention
-        self.norm2 = nn.LayerNorm(width)
+        self.norm2 = norm(width)
         self.ffn = ffn
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -106,11 +117,14 @@ class Block(nn.Module):
 
 
 class TokenHead(nn.Module):
-    """Final norm and next-token logits at every position (weights tied to the embedding)."""
+    """Final norm and next-token logits at every position (weights tied to the embedding,
+    unless a LLaMA-style model keeps its own output embedding)."""
 
-    def __init__(self, width: int, vocab: int) -> None:
+    def __init__(
+        self, width: int, vocab: int, norm: Callable[[int], nn.Module] = nn.LayerNorm
+    ) -> None:
         super().__init__()
-        self.norm = nn.LayerNorm(width)
+        self.norm = norm(width)
         self.logits = nn.Linear(width, vocab, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
