@@ -123,11 +123,13 @@ def _first_difference(saved: Any, current: Any, where: str) -> str | None:
     return None
 
 
-def _open(path: Path, model: Family | None) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
-    """Header and tensors of a checkpoint, checked in order of cost: the header first, then
-    (with ``model``) every tensor's name and shape against the model without reading any
-    data, then the data against its digest. A file for another network is refused before
-    its tensors are read, whatever their size."""
+def _open(
+    path: Path, model: Family
+) -> tuple[dict[str, str], dict[str, Any], dict[str, torch.Tensor]]:
+    """Header (raw and its JSON fields parsed) and tensors of a checkpoint, checked in order
+    of cost: the header first, then every tensor's name and shape against ``model`` without
+    reading any data, then the data against its digest. A file for another network is
+    refused before its tensors are read, whatever their size."""
     if not path.exists():
         raise HwnasError(f"checkpoint {path} does not exist")
     if not path.is_file():
@@ -137,23 +139,22 @@ def _open(path: Path, model: Family | None) -> tuple[dict[str, str], dict[str, t
             header = f.metadata() or {}
             if header.get("format") != FORMAT:
                 raise HwnasError(f"checkpoint {path} is not an hwnas super-network checkpoint")
-            if model is not None:
-                _check_header(path, header, model)
-                expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-                got = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118
-                if expected != got:
-                    name = sorted(set(expected) ^ set(got)) or [
-                        k for k in expected if expected[k] != got[k]
-                    ]
-                    raise HwnasError(
-                        f"checkpoint {path} does not fit this model: tensor {name[0]!r} differs"
-                    )
+            saved = _check_header(path, header, model)
+            expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+            got = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118
+            if expected != got:
+                name = sorted(set(expected) ^ set(got)) or [
+                    k for k in expected if expected[k] != got[k]
+                ]
+                raise HwnasError(
+                    f"checkpoint {path} does not fit this model: tensor {name[0]!r} differs"
+                )
             tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not iterable)
     except (SafetensorError, OSError, ValueError, RuntimeError, TypeError) as e:
         raise HwnasError(f"checkpoint {path} is corrupt or not safetensors: {one_line(e)}") from e
     if header.get("sha256") != _digest(tensors):
         raise HwnasError(f"checkpoint {path} is corrupt: tensor data does not match its digest")
-    return header, tensors
+    return header, saved, tensors
 
 
 def _header_json(path: Path, header: Mapping[str, str]) -> dict[str, Any]:
@@ -190,7 +191,8 @@ def _header_json(path: Path, header: Mapping[str, str]) -> dict[str, Any]:
     return saved
 
 
-def _check_header(path: Path, header: Mapping[str, str], model: Family) -> None:
+def _check_header(path: Path, header: Mapping[str, str], model: Family) -> dict[str, Any]:
+    """The header's JSON fields, checked to describe ``model``'s space and config."""
     saved = _header_json(path, header)
     current = {"space": model.space().describe(), "config": model.config.to_dict()}
     for key, value in current.items():
@@ -200,6 +202,7 @@ def _check_header(path: Path, header: Mapping[str, str], model: Family) -> None:
             found = f"{key} nested too deeply"
         if found:
             raise HwnasError(f"checkpoint {path} does not fit this model: {found}")
+    return saved
 
 
 def checkpoint_digest(path: str | Path) -> str:
@@ -220,8 +223,8 @@ def load_checkpoint(
     for another space or config, and a missing or corrupt file; ``model`` is untouched then.
     """
     path = Path(path)
-    header, tensors = _open(path, model)
-    meta = CheckpointMeta(_header_json(path, header)["meta"], f"checkpoint {path}: meta")
+    header, saved, tensors = _open(path, model)
+    meta = CheckpointMeta(saved["meta"], f"checkpoint {path}: meta")
     if isinstance(meta.get("history"), list):
         meta["history"] = [
             CheckpointMeta(r, f"checkpoint {path}: meta.history[{i}]")
