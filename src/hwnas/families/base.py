@@ -275,6 +275,42 @@ class Family(Protocol):
         return x
 
 
+class MeasuredDepth:
+    """Depth that keeps the layers most worth keeping, for families of identical layers
+    (the transformer's, LLaMA's). The family registers a ``depth_order`` buffer (its
+    layers, most worth keeping first: the identity until ``sort_by_importance`` measures
+    block influence) and says what an arch's running layers run (``layer_settings``); a
+    network of depth d runs the first d of ``depth_order``, in network order. This is the
+    one place that decides which layers a shallower network keeps."""
+
+    layers: nn.ModuleList
+    depth_order: torch.Tensor
+    active: Arch
+
+    def layer_settings(self, arch: Arch) -> Sequence[Any]:
+        """What each layer ``arch`` runs does, in order (one entry per running layer)."""
+        raise NotImplementedError
+
+    def running_layers(self, depth: int) -> list[int]:
+        return sorted(int(i) for i in self.depth_order[:depth])
+
+    def running(self, arch: Arch) -> list[tuple[nn.Module, Any]]:
+        """(layer, its setting) for each layer ``arch`` (canonical) runs, in order."""
+        indices = self.running_layers(int(arch["depth"]))
+        settings = self.layer_settings(arch)
+        return [(self.layers[i], s) for i, s in zip(indices, settings, strict=True)]
+
+    def set_active(self, arch: ArchLike) -> Arch:
+        arch = self.canonical(arch)  # type: ignore[attr-defined]
+        for layer, setting in self.running(arch):
+            layer.setting = setting
+        self.active = arch
+        return arch
+
+    def active_layers(self) -> list[nn.Module]:
+        return [self.layers[i] for i in self.running_layers(int(self.active["depth"]))]
+
+
 def refuse_task_keys(family: str, overrides: Mapping[str, Any], keys: Sequence[str]) -> None:
     """Keys the task sets (input shape, classes) may not come from overrides."""
     for key in keys:

@@ -23,7 +23,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from hwnas.errors import HwnasError
-from hwnas.families.base import ArchLike, Cost, Family, Layer, Op, Phase, refuse_task_keys
+from hwnas.families.base import (
+    ArchLike,
+    Cost,
+    Family,
+    Layer,
+    MeasuredDepth,
+    Op,
+    Phase,
+    refuse_task_keys,
+)
 from hwnas.families.llama import cost as costs
 from hwnas.families.llama import layers, static
 from hwnas.families.llama.config import (
@@ -146,7 +155,7 @@ class ElasticDecoderLayer(nn.Module):
         reorder_(self.down, order, 1)
 
 
-class ElasticLlama(nn.Module, Family):
+class ElasticLlama(MeasuredDepth, nn.Module, Family):
     """The super-network. ``set_active`` picks a sub-network; ``forward`` runs it."""
 
     name = "llama"
@@ -224,22 +233,8 @@ class ElasticLlama(nn.Module, Family):
             Phase("width", frozenset(self._space.names), sort_first=True),
         )
 
-    def set_active(self, arch: ArchLike) -> Arch:
-        arch = self.canonical(arch)
-        running = self.running_layers(int(arch["depth"]))
-        for index, setting in zip(running, arch_layers(arch, self.config), strict=True):
-            self.layers[index].setting = setting
-        self.active = arch
-        return arch
-
-    def running_layers(self, depth: int) -> list[int]:
-        """The layers a network of ``depth`` runs, in network order: the first ``depth`` of
-        ``depth_order`` (the identity until ``sort_by_importance`` measures otherwise, or
-        whoever sets it: the one place that decides which layers a shallower network keeps)."""
-        return sorted(int(i) for i in self.depth_order[:depth])
-
-    def active_layers(self) -> list[ElasticDecoderLayer]:
-        return [self.layers[i] for i in self.running_layers(int(self.active["depth"]))]
+    def layer_settings(self, arch: Arch) -> list[ArchLayer]:
+        return list(arch_layers(arch, self.config))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         c = self.config
@@ -312,9 +307,7 @@ class ElasticLlama(nn.Module, Family):
 
     def layer_modules(self, arch: ArchLike) -> list[nn.Module]:
         arch = self.canonical(arch)
-        running = self.running_layers(int(arch["depth"]))
-        settings = arch_layers(arch, self.config)
-        decoders = [self.layers[i].export(s) for i, s in zip(running, settings, strict=True)]
+        decoders = [layer.export(s) for layer, s in self.running(arch)]
         return [self.export_embed(), *decoders, self.export_head()]
 
     def extract(self, arch: ArchLike) -> blocks.TransformerNet:

@@ -26,7 +26,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from hwnas.errors import HwnasError
-from hwnas.families.base import ArchLike, Cost, Family, Layer, Op, Phase, refuse_task_keys
+from hwnas.families.base import (
+    ArchLike,
+    Cost,
+    Family,
+    Layer,
+    MeasuredDepth,
+    Op,
+    Phase,
+    refuse_task_keys,
+)
 from hwnas.families.mobilenet.elastic import reorder_
 from hwnas.families.transformer import cost as costs
 from hwnas.families.transformer import layers, operators, static
@@ -215,7 +224,7 @@ class ElasticLayer(nn.Module):
         reorder_(self.down, perm, 1)
 
 
-class ElasticTransformer(nn.Module, Family):
+class ElasticTransformer(MeasuredDepth, nn.Module, Family):
     """The super-network. ``set_active`` picks a sub-network; ``forward`` runs it."""
 
     name = "transformer"
@@ -334,16 +343,8 @@ class ElasticTransformer(nn.Module, Family):
             Phase("width", frozenset(names), sort_first=True),
         )
 
-    def set_active(self, arch: ArchLike) -> Arch:
-        arch = self.canonical(arch)
-        running = self.running_layers(int(arch["depth"]))
-        for index, setting in zip(running, arch_layers(arch, self.config), strict=True):
-            self.layers[index].setting = setting
-        self.active = arch
-        return arch
-
-    def active_layers(self) -> list[ElasticLayer]:
-        return [self.layers[i] for i in self.running_layers(int(self.active["depth"]))]
+    def layer_settings(self, arch: Arch) -> list[ArchLayer]:
+        return list(arch_layers(arch, self.config))
 
     def _width(self) -> int:
         return int(self.active["width"])
@@ -423,11 +424,6 @@ class ElasticTransformer(nn.Module, Family):
         for tensor, dim in wide:
             reorder_(tensor, perm, dim)
 
-    def running_layers(self, depth: int) -> list[int]:
-        """The layers a network of ``depth`` runs, in network order: the first ``depth`` of
-        ``depth_order`` (the identity until ``sort_by_importance`` measures otherwise)."""
-        return sorted(int(i) for i in self.depth_order[:depth])
-
     # -- evaluating ----------------------------------------------------------------------
     def export_embed(self, width: int) -> nn.Module:
         c = self.config
@@ -461,9 +457,7 @@ class ElasticTransformer(nn.Module, Family):
     def layer_modules(self, arch: ArchLike) -> list[nn.Module]:
         arch = self.canonical(arch)
         width = int(arch["width"])
-        running = self.running_layers(int(arch["depth"]))
-        settings = arch_layers(arch, self.config)
-        blocks = [self.layers[i].export(width, s) for i, s in zip(running, settings, strict=True)]
+        blocks = [layer.export(width, s) for layer, s in self.running(arch)]
         return [self.export_embed(width), *blocks, self.export_head(width)]
 
     def extract(self, arch: ArchLike) -> static.TransformerNet:
