@@ -21,7 +21,7 @@ from hwnas.data.image_data import split_and_assemble
 from hwnas.data.text import TextData
 from hwnas.families.mobilenet import MobileNetConfig
 from hwnas.pareto import Objective
-from hwnas.tasks import ByteLanguageModel, ImageClassification
+from hwnas.tasks import ImageClassification, LanguageModel
 from hwnas.tasks.base import InputSpec, TaskSpec
 
 OBJECTIVES = [Objective("acc", "max"), Objective("lat", "min")]
@@ -82,14 +82,34 @@ def python_like(lines: int, seed: int = 0) -> bytes:
     return "".join(out).encode()
 
 
-def random_text_task(context: int = 16, seed: int = 0) -> ByteLanguageModel:
+def random_text_task(context: int = 16, seed: int = 0) -> LanguageModel:
     """A language-model task on ``python_like`` text, without files."""
     sizes = (("train", 60), ("val", 10), ("test", 10))
     streams = {split: torch.frombuffer(bytearray(python_like(n, seed + i)), dtype=torch.uint8)
                for i, (split, n) in enumerate(sizes)}  # fmt: skip
     data = TextData("python-like", "", **streams, files={s: 1 for s in streams}, context=context,
                     windows_per_epoch=32, eval_windows=8, fingerprint="test")  # fmt: skip
-    return ByteLanguageModel(data)
+    return LanguageModel(data)
+
+
+def tiny_tokenizer(path: Path, texts: list[str], vocab: int = 300, byte_level: bool = True):
+    """A BPE tokenizer trained on ``texts``, saved as ``path`` (a ``tokenizer.json``): byte
+    level like GPT-2's and LLaMA 3's, or splitting on whitespace, which it drops."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+    if byte_level:
+        tokenizer = Tokenizer(models.BPE())
+        tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        alphabet = pre_tokenizers.ByteLevel.alphabet()
+    else:
+        tokenizer = Tokenizer(models.BPE(unk_token="[UNK]"))
+        tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+        alphabet = []
+    trainer = trainers.BpeTrainer(vocab_size=vocab, initial_alphabet=alphabet,
+                                  special_tokens=["[UNK]"], show_progress=False)  # fmt: skip
+    tokenizer.train_from_iterator(texts, trainer)
+    tokenizer.save(str(path))
+    return path
 
 
 def toy_rows(seed: int = 0, drop: int = 0) -> list[dict[str, str]]:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import yaml
 from PIL import Image
 from safetensors import safe_open
@@ -115,6 +116,10 @@ VALUES = [
     *[("data.context", v) for v in (1, 10**9)],
     ("data.windows_per_epoch", 0),
     ("data.eval_windows", 10**9),
+    ("data.tokenizer", "a\0b"),
+    *([] if torch.cuda.is_available() else [("train.device", "cuda")]),
+    ("train.device", "cuda:9999"),
+    ("train.device", "gpu"),
     ("data.name", "mnist"),
     ("data.path", "a\0b"),
     ("data.path", "x" * 5000),
@@ -455,6 +460,48 @@ def test_bad_python_corpora(tmp_path, kind):
     path = write_config(tmp_path / "c.yaml", raw)
     out = tmp_path / "out"
     assert_refused(cli("run", "--config", path, "--out", out), out, None, root)
+
+
+def _tokenizer_folder(root: Path, files: dict[str, str | bytes]) -> Path:
+    root.mkdir()
+    for name, content in files.items():
+        data = content.encode() if isinstance(content, str) else content
+        (root / name).write_bytes(data)
+    return root
+
+
+def _valid_tokenizer(root: Path) -> str:
+    from helpers import tiny_tokenizer
+
+    return tiny_tokenizer(root.with_suffix(".json"), ["x = 1\n" * 50], vocab=270).read_text()
+
+
+TOKENIZERS: dict[str, Callable[[Path], Path]] = {
+    "missing": lambda r: r,
+    "zero-byte": lambda r: _write(r, b""),
+    "not-json": lambda r: _write(r, b"{not json"),
+    "not-utf8": lambda r: _write(r, b"\xff\xfe{}"),
+    "json-but-no-tokenizer": lambda r: _write(r, b'{"version": "1.0", "model": 3}'),
+    "folder-without-tokenizer": lambda r: _tokenizer_folder(r, {}),
+    "only-a-sentencepiece-model": lambda r: _tokenizer_folder(r, {"tokenizer.model": b"\0"}),
+    "config-vocab-below-the-tokenizer": lambda r: _tokenizer_folder(
+        r, {"tokenizer.json": _valid_tokenizer(r), "config.json": '{"vocab_size": 10}'}
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", list(TOKENIZERS))
+def test_a_tokenizer_that_does_not_load(tmp_path, kind):
+    """``data.tokenizer`` is read when the config is checked: before the corpus or any
+    training, one line naming it."""
+    pytest.importorskip("tokenizers")
+    path = TOKENIZERS[kind](tmp_path / "tokenizer")
+    root = _corpus(tmp_path / "corpus", {f"m{i}.py": b"x = 1\n" * 200 for i in range(30)})
+    data = {"name": "python", "path": str(root), "context": 16, "tokenizer": str(path)}
+    raw = changed(changed(tiny_raw(), "data", data), "supernet", {"name": "transformer"})
+    config = write_config(tmp_path / "c.yaml", raw)
+    out = tmp_path / "out"
+    assert_refused(cli("run", "--config", config, "--out", out), out, None, path)
 
 
 # -- checkpoints ---------------------------------------------------------------------------

@@ -125,7 +125,7 @@ def test_metrics_lists_names_with_units():
     r = cli("metrics", "--data", "python")
     assert r.returncode == 0
     assert "bits_per_byte" in r.stdout and "bits/byte" in r.stdout and "latency_ms" in r.stdout
-    assert "accuracy " not in r.stdout.replace("next_byte_accuracy", "")
+    assert "accuracy " not in r.stdout.replace("next_token_accuracy", "")
 
 
 def test_run_options_override_the_config_and_are_validated(tmp_path):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import cli, python_like, random_text_task, token_spec
+from helpers import cli, python_like, random_text_task, tiny_tokenizer, token_spec
 from hwnas.config import TrainConfig, validated
 from hwnas.errors import HwnasError
 from hwnas.families import build_family
@@ -150,10 +150,18 @@ def _hugging_face_llama(folder, vocab: int) -> None:
     transformers.LlamaForCausalLM(config).save_pretrained(folder)
 
 
-def test_instatune_from_a_hugging_face_llama_folder(tmp_path):
-    """A pretrained byte-level LLaMA folder is the dense model: its own shape, not the
-    config's default network's, and every sub-network distilled from it."""
-    _hugging_face_llama(tmp_path / "hf", vocab=256)
+@pytest.mark.parametrize("tokenizer", [False, True], ids=["bytes", "own-tokenizer"])
+def test_instatune_from_a_hugging_face_llama_folder(tmp_path, tokenizer):
+    """A pretrained LLaMA folder is the dense model: its own shape, not the config's
+    default network's, and every sub-network distilled from it. A folder with a
+    ``tokenizer.json`` has its text read by it: the model's vocabulary (padded past the
+    tokenizer's ids here, as many models are) is the task's, bits per byte charged per byte
+    of text; without one, the text is bytes."""
+    _hugging_face_llama(tmp_path / "hf", vocab=320 if tokenizer else 256)
+    if tokenizer:
+        pytest.importorskip("tokenizers")
+        texts = [python_like(40, seed=i).decode() for i in range(5)]
+        tiny_tokenizer(tmp_path / "hf" / "tokenizer.json", texts, vocab=300)
     config = _config(tmp_path, epochs=1, family="llama", overrides={})
     out = tmp_path / "tuned"
     r = cli("instatune", "--model", tmp_path / "hf", "--config", config, "--out", out)
@@ -162,6 +170,14 @@ def test_instatune_from_a_hugging_face_llama_folder(tmp_path):
     assert summary["supernet"]["config"]["hidden_size"] == 32
     assert summary["instatune"]["model"] == str(tmp_path / "hf") and summary["front"]
     assert summary["exported"]["knee"]["max_abs_diff"] <= 1e-4
+    assert 0 < summary["instatune"]["dense_val_metrics"]["bits_per_byte"] < 20
+    val = summary["splits"]["val"]
+    if tokenizer:
+        assert summary["task"]["tokenizer"]["vocab_size"] == 320
+        assert summary["settings"]["data"]["tokenizer"] == str(tmp_path / "hf")
+        assert val["unit"] == "tokens" and val["bytes"] > val["size"]
+    else:
+        assert "tokenizer" not in summary["task"] and val["unit"] == "bytes"
 
 
 def test_instatune_refuses_a_folder_of_another_vocabulary_or_family(tmp_path):
@@ -169,7 +185,10 @@ def test_instatune_refuses_a_folder_of_another_vocabulary_or_family(tmp_path):
     for family, overrides, fragment in (
         ("llama", {}, "takes 260 token ids, this task gives 256"),
         ("transformer", TINY_LM, "loads no pretrained model folders"),
+        ("llama", {}, "has tokenizer.model but no tokenizer.json"),
     ):
+        if "tokenizer.model" in fragment:
+            (tmp_path / "hf" / "tokenizer.model").write_bytes(b"\0")
         config = _config(tmp_path, epochs=1, family=family, overrides=overrides)
         out = tmp_path / "tuned"
         r = cli("instatune", "--model", tmp_path / "hf", "--config", config, "--out", out)

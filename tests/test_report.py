@@ -44,7 +44,7 @@ def _text_arch(rng: np.random.Generator) -> tuple[dict, str, dict]:
     bpb = 3.55 - 0.55 * math.log(params / 3e4) / math.log(40) + float(rng.normal(0, 0.05))
     metrics = {
         "bits_per_byte": bpb,
-        "next_byte_accuracy": 100 * (0.72 - bpb / 6.5) + float(rng.normal(0, 0.4)),
+        "next_token_accuracy": 100 * (0.72 - bpb / 6.5) + float(rng.normal(0, 0.4)),
         "latency_ms": latency,
         "latency_iqr_ms": latency * float(rng.uniform(0.01, 0.06)),
         "latency_runs": float(rng.integers(60, 2000)),
@@ -83,7 +83,7 @@ def _image_arch(rng: np.random.Generator) -> tuple[dict, str, dict]:
 TEXT_METRICS = {
     "bits_per_byte": {"unit": "bits/byte", "integer": False, "split": "val",
                       "description": "cross-entropy of the next byte, in bits"},
-    "next_byte_accuracy": {"unit": "%", "integer": False, "split": "val",
+    "next_token_accuracy": {"unit": "%", "integer": False, "split": "val",
                            "description": "share of bytes predicted exactly"},
     "latency_ms": {"unit": "ms", "integer": False,
                    "description": "median latency of one forward pass, batch 1"},
@@ -154,7 +154,7 @@ def make_run(kind: str = "text", n: int = 80, seed: int = 0, key_suffix: str = "
     for label, ev in labels:
         test = {quality: ev["metrics"][quality] + (0.03 if first.direction == "min" else -0.8)}
         if kind == "text":
-            test["next_byte_accuracy"] = ev["metrics"]["next_byte_accuracy"] - 0.5
+            test["next_token_accuracy"] = ev["metrics"]["next_token_accuracy"] - 0.5
         exported[label] = {
             "key": ev["key"], "label": ev["label"], "onnx": f"models/{label}.onnx",
             "json": f"models/{label}.json",
@@ -293,7 +293,7 @@ def test_knee_exports_and_links(text_run, text_page):
         assert f">{label}</span>" in text_page
     exported = re.search(r'<section class="card" id="exported">.*?</section>', text_page, re.S)
     assert "same sub-network as most_accurate" in exported.group(0)
-    assert "test" in exported.group(0) and "next_<wbr>byte_<wbr>accuracy" in exported.group(0)
+    assert "test" in exported.group(0) and "next_<wbr>token_<wbr>accuracy" in exported.group(0)
 
 
 def test_provenance_and_validation_note(text_run, text_page):

@@ -56,11 +56,15 @@ class DataConfig(_Strict):
     name: Literal["digits", "cifar10", "image-folder", "python"] = "digits"
     path: str | None = None
     image_size: int | None = Field(None, ge=8, le=512, description="images: side in pixels")
-    context: int | None = Field(None, ge=2, le=8192, description="text: bytes a model sees")
+    context: int | None = Field(None, ge=2, le=8192, description="text: tokens a model sees")
     windows_per_epoch: int | None = Field(None, ge=1, le=10**7, description="text")
     eval_windows: int | None = Field(None, ge=1, le=10**6, description="text")
+    tokenizer: str | None = Field(
+        None, description="text: a tokenizer.json, or a model folder holding one, whose ids "
+        "the model reads (bytes when unset; hwnas instatune sets a model folder's own)"
+    )  # fmt: skip
 
-    _path_usable = field_validator("path")(_check_path)
+    _path_usable = field_validator("path", "tokenizer")(_check_path)
 
     def options(self) -> dict[str, Any]:
         """What is passed to the loader: the options that are set."""
@@ -84,7 +88,10 @@ class TrainConfig(_Strict):
     model stalls at the byte frequencies; docs/benchmarks.md). ``distillation``: the weight of
     the teacher's soft targets in a student's loss, the rest going to the labels (1 is
     BigNAS's in-place distillation; Once-for-All mixes both). ``dense``: train the largest
-    sub-network alone, a dense model (InstaTune's starting point: ``hwnas train --dense``)."""
+    sub-network alone, a dense model (InstaTune's starting point: ``hwnas train --dense``).
+    ``device``: where training and fine-tuning run (``cuda`` or ``cuda:N``, refused at load
+    on a machine without it); the search and export run on the CPU, where latency is
+    measured."""
 
     epochs: int = Field(12, ge=0, le=100_000)
     batch_size: int = Field(64, ge=1, le=65_536)
@@ -101,6 +108,21 @@ class TrainConfig(_Strict):
     progressive: bool = False
     dense: bool = False
     threads: int = Field(1, ge=1, le=1024, description="torch threads; 1 is fastest on 2 cores")
+    device: str = Field("cpu", pattern=r"^(cpu|cuda(:[0-9]{1,3})?)$", description="cpu, cuda[:N]")
+
+    @field_validator("device")
+    @classmethod
+    def _device_exists(cls, device: str) -> str:
+        if device == "cpu":
+            return device
+        import torch
+
+        available = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        index = int(device.partition(":")[2] or 0)
+        if index >= available:
+            found = f"{available} CUDA device(s)" if available else "no CUDA device"
+            raise ValueError(f"{device!r}: this machine has {found}")
+        return device
 
     @model_validator(mode="after")
     def _progressive_needs_every_phase(self) -> TrainConfig:

@@ -17,6 +17,7 @@ the families that load them, a pretrained model. ``start_from_dense``:
    (``Family.sort_by_importance``);
 
 then ``run_job`` fine-tunes with the sandwich rule, searches and exports as ``hwnas run``.
+A pretrained folder's text is read by its own tokenizer (``config_for_dense``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from hwnas.config import RunConfig
+from hwnas.data.tokenizer import folder_tokenizer
 from hwnas.errors import HwnasError
 from hwnas.families import load_checkpoint
 from hwnas.families.base import Family
@@ -53,6 +56,16 @@ class DenseStart:
     teacher: nn.Module
     identity: dict[str, Any]
     info: dict[str, Any]
+
+
+def config_for_dense(config: RunConfig, path: Path) -> RunConfig:
+    """``config`` for a run from dense model ``path``: a pretrained folder with a
+    ``tokenizer.json`` has its text read by that tokenizer, unless ``data.tokenizer`` names
+    another; a folder without tokenizer files reads bytes."""
+    if not path.is_dir() or config.data.tokenizer is not None or folder_tokenizer(path) is None:
+        return config
+    data = config.data.model_copy(update={"tokenizer": str(path)})
+    return config.model_copy(update={"data": data})
 
 
 def start_from_dense(
@@ -89,9 +102,10 @@ def _pretrained(folder: Path, model: Family, overrides: Mapping[str, Any] | None
     spec = model.input_spec()
     net = type(model).from_pretrained(folder, spec.shape[0], overrides)
     if net.input_spec() != spec:
+        reads = "bytes" if spec.vocab_size == 256 else "the ids of data.tokenizer"
         raise HwnasError(
             f"--model {folder}: takes {net.input_spec().vocab_size} token ids, this task gives "
-            f"{spec.vocab_size} (a byte-level model; tokenizers are not read yet)"
+            f"{spec.vocab_size} ({reads}; a folder's own tokenizer.json is read when present)"
         )
     return net
 

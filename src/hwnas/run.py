@@ -30,7 +30,7 @@ from hwnas.export import export_subnet, write_model
 from hwnas.families import build_family, family_type
 from hwnas.families.base import Family
 from hwnas.files import make_out
-from hwnas.instatune import DenseStart, start_from_dense
+from hwnas.instatune import DenseStart, config_for_dense, start_from_dense
 from hwnas.pareto import Objective, objective_matrix
 from hwnas.precision import DeployedModel, PrecisionPolicy
 from hwnas.progress import Progress, SilentProgress
@@ -297,6 +297,8 @@ def run_job(
     dense model's checkpoint to start from, made elastic while fine-tuned (InstaTune,
     ``hwnas.instatune``), instead of training the super-network from scratch."""
     progress = progress or SilentProgress()
+    if dense is not None:
+        config = config_for_dense(config, dense)
     plan = plan_run(config)
     if dense is not None and config.train.dense:
         raise HwnasError("train.dense: a run from a dense model fine-tunes a super-network")

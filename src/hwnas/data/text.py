@@ -6,7 +6,8 @@ with no download, and bits per byte on source code does not saturate the way dig
 accuracy does. Files are split into train, validation and test by a hash of their path
 relative to the root: the same file always lands in the same split, whatever the seed, the
 machine or files added elsewhere, and no file is cut between two splits. Each split is its
-files' bytes concatenated in path order.
+files' bytes concatenated in path order: the tokens, unless a tokenizer (a model's own
+``tokenizer.json``, ``hwnas.data.tokenizer``) reads them into its ids.
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ import os
 import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from hwnas.data.splits import check_fraction
+from hwnas.data.tokenizer import load_tokenizer
 from hwnas.errors import HwnasError
 
 MAX_CORPUS_BYTES = 2 * 1024**3
@@ -28,10 +31,13 @@ _SKIPPED_FOLDERS = {"site-packages", "dist-packages", "__pycache__"}
 
 @dataclass(frozen=True)
 class TextData:
-    """Byte streams (uint8 tensors) of the three splits and what they were made from.
+    """Token streams of the three splits and what they were made from: bytes (uint8) or,
+    with a tokenizer, its ids (int32) and the bytes each one is charged (``token_bytes``).
 
-    ``context``: bytes a model sees at once; ``windows_per_epoch``: training windows drawn per
-    epoch; ``eval_windows``: windows, evenly spaced over a split, that quality is measured on.
+    ``context``: tokens a model sees at once; ``windows_per_epoch``: training windows drawn
+    per epoch; ``eval_windows``: windows, evenly spaced over a split, that quality is
+    measured on; ``vocab_size``: the ids a token may take; ``tokenizer``: its identity
+    (None: bytes).
     """
 
     name: str
@@ -44,12 +50,18 @@ class TextData:
     windows_per_epoch: int
     eval_windows: int
     fingerprint: str
+    vocab_size: int = 256
+    token_bytes: dict[str, torch.Tensor] | None = None
+    tokenizer: dict[str, Any] | None = None
 
     def split(self, name: str) -> torch.Tensor:
         return getattr(self, name)
 
     def byte_counts(self) -> dict[str, int]:
-        return {split: len(self.split(split)) for split in ("train", "val", "test")}
+        """Bytes of text in each split (as many as tokens, without a tokenizer)."""
+        if self.token_bytes is None:
+            return {split: len(self.split(split)) for split in ("train", "val", "test")}
+        return {split: int(self.token_bytes[split].sum()) for split in ("train", "val", "test")}
 
 
 def standard_library() -> Path:
@@ -88,11 +100,14 @@ def load_python_sources(
     eval_windows: int = 128,
     val_fraction: float = 0.05,
     test_fraction: float = 0.05,
+    tokenizer: str | None = None,
 ) -> TextData:
-    """The ``.py`` files under ``path`` (default: this interpreter's standard library).
+    """The ``.py`` files under ``path`` (default: this interpreter's standard library), as
+    bytes or, with ``tokenizer`` (a ``tokenizer.json`` or a model folder holding one), as
+    its token ids.
 
     ``seed`` does not move the split (it is fixed by path); it is accepted like every
-    loader's. Each split must hold at least one file and more than ``context`` bytes.
+    loader's. Each split must hold at least one file and more than ``context`` tokens.
     """
     del seed
     for name, value, low in (("context", context, 2), ("windows_per_epoch", windows_per_epoch, 1),
@@ -101,6 +116,7 @@ def load_python_sources(
             raise HwnasError(f"data.{name} must be an integer of at least {low}, got {value!r}")
     check_fraction("val_fraction", val_fraction, allow_zero=False)
     check_fraction("test_fraction", test_fraction, allow_zero=False)
+    reader = load_tokenizer(tokenizer) if tokenizer is not None else None  # before the corpus
     bundled = path is None
     root = standard_library() if bundled else Path(path).expanduser()
     where = "the standard library" if bundled else "data.path"
@@ -124,16 +140,20 @@ def load_python_sources(
         parts[split_of(relative, val_fraction, test_fraction)].append(content)
         digest.update(f"{relative}\0{len(content)}\0".encode())
         digest.update(content)
-    streams = {}
+    streams, charged = {}, {}
+    unit = "bytes" if reader is None else "tokens"
     for split, contents in parts.items():
         data = b"".join(contents)
-        if not contents or len(data) <= context + 1:
+        if reader is None:
+            streams[split] = torch.frombuffer(bytearray(data), dtype=torch.uint8)
+        else:
+            streams[split], charged[split] = reader.encode(data)
+        if not contents or len(streams[split]) <= context + 1:
             raise HwnasError(
-                f"{where} {root}: the {split} split got {len(contents)} file(s), {len(data)} "
-                f"bytes; it needs more than context + 1 = {context + 1} (add files or shorten "
-                "data.context)"
+                f"{where} {root}: the {split} split got {len(contents)} file(s), "
+                f"{len(streams[split])} {unit}; it needs more than context + 1 = {context + 1} "
+                "(add files or shorten data.context)"
             )
-        streams[split] = torch.frombuffer(bytearray(data), dtype=torch.uint8)
     return TextData(
         name="python",
         root=str(root),
@@ -143,4 +163,6 @@ def load_python_sources(
         windows_per_epoch=windows_per_epoch,
         eval_windows=eval_windows,
         fingerprint=digest.hexdigest()[:16],
-    )
+        **({} if reader is None else {"vocab_size": reader.vocab_size, "token_bytes": charged,
+                                      "tokenizer": reader.describe()}),
+    )  # fmt: skip

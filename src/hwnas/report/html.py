@@ -59,7 +59,7 @@ def e(text: Any) -> str:
 
 
 def _breakable(name: str) -> str:
-    """A metric name that may wrap after its underscores (``next_byte_<wbr>accuracy``)."""
+    """A metric name that may wrap after its underscores (``next_token_<wbr>accuracy``)."""
     return "_<wbr>".join(e(part) for part in str(name).split("_"))
 
 

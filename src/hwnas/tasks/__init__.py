@@ -14,11 +14,11 @@ from typing import Any
 from hwnas.data.registry import dataset_entry, load_dataset
 from hwnas.tasks.base import InputSpec, PredictsLastDim, Task, TaskSpec
 from hwnas.tasks.classification import ImageClassification
-from hwnas.tasks.language import ByteLanguageModel
+from hwnas.tasks.language import LanguageModel
 
 TASKS: dict[str, type[Task]] = {
     "classification": ImageClassification,
-    "language-model": ByteLanguageModel,
+    "language-model": LanguageModel,
 }
 
 
@@ -43,7 +43,7 @@ def load_task(data_name: str, path: str | None, seed: int, **options: Any) -> Ta
 
 __all__ = [
     "TASKS",
-    "ByteLanguageModel",
+    "LanguageModel",
     "ImageClassification",
     "InputSpec",
     "PredictsLastDim",
