@@ -192,10 +192,40 @@ def test_sorting_by_importance_keeps_the_function(model, measured):
 
 
 def test_checkpoint_round_trip(model, tmp_path):
+    """Loaded without an optimizer, the tensors read become the weights (no second copy),
+    still trainable parameters; with one, the parameters it holds are the ones filled."""
     path = save_checkpoint(tmp_path / "c.safetensors", model, {"epoch": 1})
     other = type(model).from_config(model.config.to_dict())
     assert load_checkpoint(path, other) == {"epoch": 1}
     assert all(torch.equal(v, other.state_dict()[k]) for k, v in model.state_dict().items())
+    assert all(isinstance(p, torch.nn.Parameter) and p.requires_grad
+               for p in other.parameters())  # fmt: skip
+    trained = type(model).from_config(model.config.to_dict())
+    optimizer = torch.optim.SGD(trained.parameters(), lr=0.1)
+    save_checkpoint(path, model, {"epoch": 1}, optimizer)
+    held = [id(p) for p in trained.parameters()]
+    load_checkpoint(path, trained, optimizer)
+    assert (
+        [id(p) for p in trained.parameters()]
+        == held
+        == [id(p) for group in optimizer.param_groups for p in group["params"]]
+    )
+    assert all(torch.equal(v, trained.state_dict()[k]) for k, v in model.state_dict().items())
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_every_family_computes_on_the_device_of_its_weights(family):
+    """On the meta device (no data, but a tensor made on the CPU inside forward is an
+    error), so a forward or backward pass that would fail on a GPU fails here."""
+    spec = next(s for s in SPECS if build(family, s) is not None)
+    for arch in archs_of(build(family, spec), n=6):
+        net = build(family, spec)
+        net.set_active(arch)
+        net.to("meta")
+        outputs = net(SPECS[spec].input.example(2).to("meta"))
+        outputs.float().sum().backward()
+        assert outputs.device.type == "meta"
+        assert any(p.grad is not None and p.grad.device.type == "meta" for p in net.parameters())
 
 
 @pytest.mark.parametrize(("family", "spec"), CASES)

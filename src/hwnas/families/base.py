@@ -294,6 +294,14 @@ class MeasuredDepth:
     def running_layers(self, depth: int) -> list[int]:
         return sorted(int(i) for i in self.depth_order[:depth])
 
+    def _apply(self, fn: Any, recurse: bool = True) -> Any:
+        """Moves and casts the weights (``nn.Module.to``), never ``depth_order``: numbers
+        read on the host at every forward, which on an accelerator would wait for it."""
+        order = self.depth_order
+        module = super()._apply(fn, recurse)  # type: ignore[misc]
+        self._buffers["depth_order"] = order  # type: ignore[attr-defined]
+        return module
+
     def running(self, arch: Arch) -> list[tuple[nn.Module, Any]]:
         """(layer, its setting) for each layer ``arch`` (canonical) runs, in order."""
         indices = self.running_layers(int(arch["depth"]))

@@ -51,10 +51,11 @@ class CheckpointMeta(dict):
 
 
 def _digest(tensors: Mapping[str, torch.Tensor]) -> str:
+    """SHA-256 of the tensors' names and bytes, read in place (no copy of any tensor)."""
     h = hashlib.sha256()
     for name in sorted(tensors):
         h.update(name.encode())
-        h.update(tensors[name].contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+        h.update(tensors[name].contiguous().reshape(-1).view(torch.uint8).numpy())
     return h.hexdigest()
 
 
@@ -237,7 +238,10 @@ def load_checkpoint(
         except (ValueError, KeyError, TypeError, RuntimeError, IndexError) as e:
             side = optimizer_path(path)
             raise HwnasError(f"{side} does not fit the optimizer: {one_line(e)}") from e
-    model.load_state_dict(tensors)
+    # The tensors read become the weights, with no second copy, unless an optimizer holds
+    # the model's parameters or they live on another device: then they are copied in.
+    on_cpu = all(t.device.type == "cpu" for t in model.state_dict().values())
+    model.load_state_dict(tensors, assign=optimizer is None and on_cpu)
     return meta
 
 
@@ -252,7 +256,7 @@ def _read_optimizer(path: Path, header: Mapping[str, str]) -> dict[str, Any]:
     if hashlib.sha256(data).hexdigest() != header["optimizer_sha256"]:
         raise HwnasError(f"optimizer state {side} does not belong to checkpoint {path}")
     try:  # weights_only: torch's restricted reader (tensors and plain containers only)
-        state = torch.load(io.BytesIO(data), weights_only=True)
+        state = torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
     except Exception as e:  # noqa: BLE001 - any failure to read it is a damaged file
         raise HwnasError(f"optimizer state {side} is corrupt: {one_line(e)}") from None
     if not isinstance(state, dict):

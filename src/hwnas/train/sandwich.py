@@ -82,6 +82,7 @@ class SandwichTrainer:
         self.settings = settings
         self.seed = seed
         self.identity = identity or {}
+        self.device = torch.device(settings.device)
         self.frozen_teacher = teacher.eval().requires_grad_(False) if teacher else None
         self.space = model.space()
         self.teacher, self.smallest = model.teacher_arch(), model.smallest_arch()
@@ -150,7 +151,8 @@ class SandwichTrainer:
             for state in self.optimizer.state.values():  # moments are in the old order
                 state.clear()
         rng = np.random.default_rng([self.seed, epoch])
-        generator = torch.Generator().manual_seed(int(rng.integers(2**31)))
+        generator = torch.Generator().manual_seed(int(rng.integers(2**31)))  # data: on the CPU
+        self._move(self.device)
         self.model.train()
         label = f"epoch {epoch + 1}/{settings.epochs}"
         task = progress.task(label, self.steps_per_epoch)
@@ -158,6 +160,7 @@ class SandwichTrainer:
         started = time.perf_counter()
         batches = self.task.train_batches(settings.batch_size, generator)
         for step, (x, y) in enumerate(batches):
+            x, y = x.to(self.device), y.to(self.device)
             for group in self.optimizer.param_groups:
                 group["lr"] = self._lr(epoch * self.steps_per_epoch + step)
             self.optimizer.zero_grad(set_to_none=True)
@@ -210,8 +213,9 @@ class SandwichTrainer:
         save_checkpoint(path, self.model, meta, self.optimizer)
 
     def _settings_identity(self) -> dict:
-        """Settings that change the trained weights (not the thread count)."""
-        return self.settings.model_dump(mode="json", exclude={"threads"})
+        """Settings that change the trained weights (not the thread count or the device, so a
+        run trained on a GPU may be resumed on a CPU)."""
+        return self.settings.model_dump(mode="json", exclude={"threads", "device"})
 
     def restore(self, path: Path) -> None:
         meta = load_checkpoint(path, self.model, self.optimizer)
@@ -222,10 +226,24 @@ class SandwichTrainer:
         self.history = list(meta["history"])
 
     def fit(self, progress: Progress | None = None, checkpoint: Path | None = None) -> list[dict]:
+        """Train the remaining epochs, saving ``checkpoint`` after each; the model (and the
+        frozen teacher) end on the CPU, where the search measures and exports them."""
         progress = progress or SilentProgress()
         torch.set_num_threads(self.settings.threads)
         while self.epoch < self.settings.epochs:
             self.train_epoch(progress)
             if checkpoint is not None:
                 self.save(checkpoint)
+        self._move(torch.device("cpu"))
         return self.history
+
+    def _move(self, device: torch.device) -> None:
+        """The super-network and the frozen teacher to ``device``; the optimizer's moments
+        follow (their parameters stay the same objects)."""
+        for module in (self.model, self.frozen_teacher):
+            if module is not None:
+                module.to(device)
+        for state in self.optimizer.state.values():
+            for key, value in state.items():
+                if isinstance(value, torch.Tensor) and key != "step":
+                    state[key] = value.to(device)

@@ -143,8 +143,8 @@ class ElasticDecoderLayer(nn.Module):
         c = self.config
         span = c.group * c.dim  # query rows of one group
         order = torch.argsort(group_score, descending=True, stable=True)
-        query = (order[:, None] * span + torch.arange(span)).reshape(-1)
-        key = (order[:, None] * c.dim + torch.arange(c.dim)).reshape(-1)
+        query = (order[:, None] * span + torch.arange(span, device=order.device)).reshape(-1)
+        key = (order[:, None] * c.dim + torch.arange(c.dim, device=order.device)).reshape(-1)
         reorder_(self.q, query, 0)
         reorder_(self.o, query, 1)
         for weight in (self.k, self.v):

@@ -209,7 +209,9 @@ class ElasticLayer(nn.Module):
         sorted within each expert's group so experts keep their neurons."""
         c = self.config
         order = torch.argsort(head_score, descending=True, stable=True)
-        perm = (order[:, None] * c.head_dim + torch.arange(c.head_dim)).reshape(-1)
+        perm = (
+            order[:, None] * c.head_dim + torch.arange(c.head_dim, device=order.device)
+        ).reshape(-1)
         for weight in (self.q, self.k, self.v):
             reorder_(weight, perm, 0)
         reorder_(self.o, perm, 1)
@@ -217,7 +219,7 @@ class ElasticLayer(nn.Module):
         groups = c.experts if self.router is not None else 1
         by_group = score.reshape(-1, groups)  # column g: the neurons of expert g
         order = torch.argsort(by_group, dim=0, descending=True, stable=True)
-        perm = (order * groups + torch.arange(groups)).reshape(-1)
+        perm = (order * groups + torch.arange(groups, device=order.device)).reshape(-1)
         for weight in (self.up, self.gate):
             if weight is not None:
                 reorder_(weight, perm, 0)

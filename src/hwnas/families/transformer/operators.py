@@ -40,9 +40,9 @@ def merge_heads(x: torch.Tensor) -> torch.Tensor:
     return x.transpose(1, 2).reshape(batch, sequence, heads * dim)
 
 
-def future_mask(n: int) -> torch.Tensor:
+def future_mask(n: int, device: torch.device) -> torch.Tensor:
     """True above the diagonal: the keys a causal query at each row may not see."""
-    return torch.ones(n, n, dtype=torch.bool).triu(1)
+    return torch.ones(n, n, dtype=torch.bool, device=device).triu(1)
 
 
 def phi(x: torch.Tensor) -> torch.Tensor:
@@ -69,7 +69,7 @@ def linear_attention(
     state = kv.cumsum(2) - kv  # the sums over every earlier chunk
     k_sum = k.sum(3, keepdim=True)
     k_prefix = k_sum.cumsum(2) - k_sum
-    scores = (q @ k.transpose(-2, -1)).masked_fill(future_mask(c), 0.0)
+    scores = (q @ k.transpose(-2, -1)).masked_fill(future_mask(c, q.device), 0.0)
     numerator = q @ state + scores @ v
     norm = q @ k_prefix.transpose(-2, -1) + scores.sum(-1, keepdim=True)
     out = numerator / (norm + EPSILON)
@@ -99,12 +99,12 @@ def attend_heads(
     scores = (q @ k.transpose(-2, -1)) * q.shape[-1] ** -0.5
     if kind == "softmax":
         if causal:
-            scores = scores.masked_fill(future_mask(n), float("-inf"))
+            scores = scores.masked_fill(future_mask(n, q.device), float("-inf"))
         weights = scores.softmax(-1)
     elif kind == "sigmoid":
         weights = torch.sigmoid(scores - math.log(n))
         if causal:
-            weights = weights.masked_fill(future_mask(n), 0.0)
+            weights = weights.masked_fill(future_mask(n, q.device), 0.0)
     else:
         raise ValueError(f"unknown attention {kind!r}")
     return weights @ v
@@ -143,7 +143,7 @@ def route(
     queue = assigned.cumsum(1) * assigned
     kept = assigned * (queue <= capacity).to(assigned.dtype)
     weights = weights * kept
-    first = torch.arange(x.shape[1], 0, -1, dtype=x.dtype)  # earlier tokens rank higher
+    first = torch.arange(x.shape[1], 0, -1, dtype=x.dtype, device=x.device)  # earlier first
     out = torch.zeros_like(x)
     for e, expert in enumerate(experts):
         rows = (kept[..., e] * first).topk(capacity, dim=1).indices
