@@ -229,6 +229,34 @@ def test_checkpoint_round_trip_with_optimizer(tmp_path):
     )
 
 
+def test_optimizer_state_is_safetensors_and_loads_back_exactly(tmp_path):
+    """AdamW's moments and step counts, and every group setting, come back equal from a
+    file that holds no pickle; a pickle there (what torch.save writes) is refused."""
+    import io
+
+    from hwnas.families.checkpoint import optimizer_bytes, optimizer_state
+
+    source = trained_like(seed=4)
+    optimizer = torch.optim.AdamW(source.parameters(), lr=3e-3, betas=(0.9, 0.95))
+    source.train()
+    source(torch.randn(2, 3, 32, 32)).sum().backward()
+    optimizer.step()
+    data = optimizer_bytes(optimizer.state_dict())
+    assert b"torch" not in data[:64] and data[8:9] == b"{"  # a safetensors JSON header
+    restored = torch.optim.AdamW(source.parameters(), lr=1.0)
+    restored.load_state_dict(optimizer_state(data, "side"))
+    a, b = optimizer.state_dict(), restored.state_dict()
+    assert [{**g, "betas": list(g["betas"])} for g in a["param_groups"]] == b["param_groups"]
+    assert a["state"].keys() == b["state"].keys()
+    for index, values in a["state"].items():
+        assert values.keys() == b["state"][index].keys()
+        assert all(torch.equal(v, b["state"][index][k]) for k, v in values.items())
+    pickled = io.BytesIO()
+    torch.save(optimizer.state_dict(), pickled)
+    with pytest.raises(HwnasError, match="side is corrupt or not safetensors"):
+        optimizer_state(pickled.getvalue(), "side")
+
+
 def test_checkpoint_header_is_readable_json(tmp_path):
     from safetensors import safe_open
 

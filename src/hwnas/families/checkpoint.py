@@ -11,7 +11,6 @@ one, never half of one.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,7 +18,7 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save
+from safetensors.torch import load, save
 
 import hwnas
 from hwnas.errors import HwnasError, one_line
@@ -85,9 +84,7 @@ def save_checkpoint(
         "meta": json.dumps(dict(meta)),
     }
     if optimizer is not None:
-        buffer = io.BytesIO()
-        torch.save(optimizer.state_dict(), buffer)
-        data = buffer.getvalue()
+        data = optimizer_bytes(optimizer.state_dict())
         write_atomic(optimizer_path(path), data)
         header["optimizer_sha256"] = hashlib.sha256(data).hexdigest()
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
@@ -255,10 +252,54 @@ def _read_optimizer(path: Path, header: Mapping[str, str]) -> dict[str, Any]:
         raise HwnasError(f"optimizer state {side} cannot be read: {one_line(e)}") from e
     if hashlib.sha256(data).hexdigest() != header["optimizer_sha256"]:
         raise HwnasError(f"optimizer state {side} does not belong to checkpoint {path}")
-    try:  # weights_only: torch's restricted reader (tensors and plain containers only)
-        state = torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
-    except Exception as e:  # noqa: BLE001 - any failure to read it is a damaged file
-        raise HwnasError(f"optimizer state {side} is corrupt: {one_line(e)}") from None
-    if not isinstance(state, dict):
-        raise HwnasError(f"optimizer state {side} is corrupt: not a state dict")
-    return state
+    return optimizer_state(data, side)
+
+
+# -- optimizer state: safetensors, its structure in the JSON header (nothing unpickled) ------
+OPTIMIZER_FORMAT = "hwnas.optimizer/1"
+
+
+def optimizer_bytes(state: Mapping[str, Any]) -> bytes:
+    """An optimizer's ``state_dict()`` as safetensors: each tensor of the per-parameter
+    state as ``state.<parameter>.<name>``, everything else (numbers, flags, the groups'
+    settings) as JSON in the header."""
+    tensors, plain = {}, {}
+    for index, values in state["state"].items():
+        for name, value in values.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"state.{index}.{name}"] = value.detach().cpu().contiguous()
+            else:
+                plain[f"{index}.{name}"] = value
+    header = {"format": OPTIMIZER_FORMAT, "param_groups": json.dumps(state["param_groups"]),
+              "plain": json.dumps(plain)}  # fmt: skip
+    return save(tensors, metadata=header)
+
+
+def optimizer_state(data: bytes, where: Path | str) -> dict[str, Any]:
+    """The ``state_dict()`` that ``optimizer_bytes`` wrote; a file in any other format, or
+    damaged, is a one-line ``HwnasError`` naming ``where``."""
+    try:
+        tensors = load(data)  # checks the layout; then its header is well-formed JSON
+        size = int.from_bytes(data[:8], "little")
+        metadata = json.loads(data[8 : 8 + size]).get("__metadata__") or {}
+    except Exception as e:  # noqa: BLE001 - SafetensorError and friends: a damaged file
+        raise HwnasError(
+            f"optimizer state {where} is corrupt or not safetensors (hwnas before 2026-12 "
+            f"wrote a pickle here: start the run afresh): {one_line(e)}"
+        ) from None
+    if metadata.get("format") != OPTIMIZER_FORMAT:
+        raise HwnasError(f"optimizer state {where} is not hwnas optimizer state")
+    try:
+        groups, plain = json.loads(metadata["param_groups"]), json.loads(metadata["plain"])
+    except (KeyError, json.JSONDecodeError, RecursionError) as e:
+        raise HwnasError(f"optimizer state {where} has a corrupt header: {one_line(e)}") from None
+    if not isinstance(groups, list) or not isinstance(plain, dict):
+        raise HwnasError(f"optimizer state {where} has a corrupt header")
+    state: dict[int, dict[str, Any]] = {}
+    entries = [(k.removeprefix("state."), v) for k, v in tensors.items()] + list(plain.items())
+    for key, value in entries:
+        index, _, name = key.partition(".")
+        if not index.isdigit() or not name:
+            raise HwnasError(f"optimizer state {where} has a corrupt entry {key!r}")
+        state.setdefault(int(index), {})[name] = value
+    return {"state": state, "param_groups": groups}
