@@ -877,8 +877,10 @@ def test_damaged_store_rows_are_one_line(tmp_path, kind):
 
 
 @pytest.mark.parametrize(
-    "kind", ["config-not-json", "config-a-list", "config-a-blob", "garbage-file", "a-folder"]
-)
+    "kind",
+    ["config-not-json", "config-a-list", "config-a-blob", "garbage-file", "a-folder",
+     "zero-bytes", "another-sqlite-database"],
+)  # fmt: skip
 def test_damaged_store_on_resume(tmp_path, checkpoint, kind):
     """A resumed run whose store is damaged: refused in one line, the store untouched."""
     config_path, good = checkpoint
@@ -892,6 +894,13 @@ def test_damaged_store_on_resume(tmp_path, checkpoint, kind):
         store.write_bytes(b"SQLite format 3\0" + os.urandom(4096))
     elif kind == "a-folder":
         store.mkdir()
+    elif kind == "zero-bytes":
+        store.write_bytes(b"")
+    elif kind == "another-sqlite-database":
+        foreign = sqlite3.connect(store)
+        foreign.execute("CREATE TABLE songs (title TEXT)")
+        foreign.commit()
+        foreign.close()
     else:
         value = {"config-not-json": "{", "config-a-list": "[1]", "config-a-blob": b"\1"}[kind]
         _store(store, [("UPDATE runs SET config = ? WHERE run_id = 'main'", (value,))])

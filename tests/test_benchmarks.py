@@ -72,7 +72,15 @@ def test_scorer_gives_ratio_one_for_the_whole_table():
 
 
 def test_comparison_writes_summary_curves_and_plot(tmp_path):
+    """Every result file is written whole and readable by others, and a symbolic link left
+    where one goes is replaced, not followed out of the folder."""
+    outside = tmp_path.parent / f"{tmp_path.name}-outside.json"
+    outside.write_text("not yours")
+    (tmp_path / "summary.json").symlink_to(outside)
     summary = run_comparison(toy_bench(), OBJECTIVES, ["random", "linas"], [0, 1], 60, tmp_path)
+    assert outside.read_text() == "not yours" and not (tmp_path / "summary.json").is_symlink()
+    for name in ("summary.json", "timings.json", "curves.csv", "curves.html"):
+        assert (tmp_path / name).stat().st_mode & 0o044 == 0o044, name
     assert json.loads((tmp_path / "summary.json").read_text()) == summary
     entry = summary["searchers"]["linas"]
     for key in ("hv_ratio@50", "hv_ratio@60", "evals_to_95", "pareto_fraction"):

@@ -368,3 +368,42 @@ latency: {{min_runs: 3, warmup: 1, max_seconds: 0.05}}
     assert summary["splits"]["val"]["evaluated"] == "8 windows of 16 bytes"
     with Store(out / "run.sqlite") as store:
         assert len(store.evaluations("main")) == 6
+
+
+def test_one_process_at_a_time_writes_a_run_and_a_killed_holder_frees_it(tmp_path):
+    """While another process holds ``--out``, a run (new or resumed) is one line, exit 2,
+    and the folder is untouched; the holder killed with SIGKILL leaves no stuck lock."""
+    from hwnas.files import run_lock
+
+    out = tmp_path / "out"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from pathlib import Path\n"
+         "from hwnas.files import run_lock\nwith run_lock(Path(sys.argv[1])):\n"
+         "    print('held', flush=True); time.sleep(120)", str(out)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        (out / "note.txt").write_text("the holder's")
+        config = tiny_config(tmp_path)
+        for extra in ((), ("--resume",)):
+            r = cli("run", "--config", config, "--out", out, *extra)
+            assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+            assert "another hwnas process is writing this run" in r.stderr
+            assert sorted(p.name for p in out.iterdir()) == ["note.txt"]
+    finally:
+        holder.kill()
+        holder.wait()
+    with run_lock(out):  # free again: the kernel dropped the dead holder's lock
+        assert (out / "note.txt").exists()
+
+
+def test_a_refused_run_removes_the_folder_it_made_and_nothing_else(tmp_path):
+    from hwnas.files import run_lock
+
+    fresh, kept = tmp_path / "fresh", tmp_path / "kept"
+    kept.mkdir()
+    for out in (fresh, kept):
+        with pytest.raises(HwnasError, match="bad input"), run_lock(out):
+            raise HwnasError("bad input")
+    assert not fresh.exists() and kept.is_dir()

@@ -1,14 +1,19 @@
-"""Output folders, and files written whole or not at all.
+"""Output folders, one writer each, and files written whole or not at all.
 
 A crash or a full disk mid-write must never leave a truncated checkpoint, profile or model
 where a user (or ``--resume``) would trust it: data goes to a uniquely named temporary file
-beside the target, is flushed to disk, then renamed over the target in one step.
+beside the target, is flushed to disk, then renamed over the target in one step (a symbolic
+link at the target is replaced, never followed). Two processes writing one run would mix
+their results: ``run_lock`` lets one at a time hold an output folder.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from hwnas.errors import HwnasError
@@ -35,6 +40,45 @@ def write_atomic(path: Path, data: bytes | str) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+@contextmanager
+def run_lock(out: Path) -> Iterator[None]:
+    """Hold output folder ``out`` for this process while the block runs, before anything in
+    it is read or checked: a second process gets a one-line ``HwnasError``. The lock is the
+    kernel's (``flock`` on the folder), so a holder that is killed releases it with its last
+    breath and never leaves it stuck. A folder this call had to create, and that a failure
+    leaves empty, is removed again: a refused run leaves nothing behind."""
+    created = False
+    if not out.exists() and not out.is_symlink():
+        try:
+            out.mkdir(parents=True)
+            created = True
+        except FileExistsError:
+            pass  # another process made it just now; the lock decides between us
+        except OSError as exc:
+            raise HwnasError(f"--out {out}: cannot create ({exc.strerror})") from None
+    if not out.is_dir():
+        raise HwnasError(f"--out {out}: exists and is not a folder")
+    try:
+        fd = os.open(out, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError as exc:
+        raise HwnasError(f"--out {out}: cannot open ({exc.strerror})") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise HwnasError(f"--out {out}: another hwnas process is writing this run; wait "
+                             "for it to finish or pick another --out") from None  # fmt: skip
+        try:
+            yield
+        except BaseException:
+            if created:
+                with suppress(OSError):  # only if still empty: never what the block wrote
+                    out.rmdir()
+            raise
+    finally:
+        os.close(fd)
 
 
 def make_out(out: Path) -> None:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from hwnas.errors import HwnasError
-from hwnas.files import make_out
+from hwnas.files import make_out, run_lock
 from hwnas.pareto import Objective
 from hwnas.progress import Progress, SilentProgress
 from hwnas.results import front_of, knee_of, study_summary, write_results
@@ -112,59 +112,60 @@ def optimize(
     })  # fmt: skip
     parsed, limits = search.parsed_objectives(()), search.parsed_constraints(())
     out = Path(out)
-    store_path = out / "run.sqlite"
-    if store_path.exists() and not resume:
-        raise HwnasError(f"{out} already holds a study; pass resume=True or pick another out")
-    if resume and not store_path.exists():
-        raise HwnasError(f"resume: {out} holds no study to resume")
-    chosen = make_searcher(searcher, space, parsed, seed, options, constraints=limits)
-    evaluator = _Function(function, [o.name for o in (*parsed, *limits)])
-    make_out(out)
-    started = time.perf_counter()
-    settings = {
-        "searcher": searcher,
-        "seed": seed,
-        "budget": budget,
-        "options": dict(options or {}),
-        "objectives": [f"{o.name}:{o.direction}" for o in parsed],
-        "constraints": list(constraints),
-    }
-    with Store(store_path) as store:
-        study = Study(space=space, evaluator=evaluator, objectives=parsed, searcher=chosen,
-                      store=store, run_id=RUN_ID, budget=budget, config=settings,
-                      progress=progress or SilentProgress())  # fmt: skip
-        evaluations = study.optimize()
-    seconds = time.perf_counter() - started
-    front = front_of(evaluations, parsed, limits)
-    if not front:
-        raise HwnasError("optimize: no evaluated arch meets the limits; relax them")
-    knee = knee_of(front, parsed)
-    name = getattr(function, "__name__", "function")
-    returned = dict.fromkeys(n for e in evaluations if e.metrics for n in e.metrics)
-    summary = {
-        **study_summary(
-            title=f"hwnas.optimize: {name}, {searcher}",
-            command=shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]) or "python",
-            seed=seed,
-            objectives=parsed,
-            constraints=limits,
-            metrics={
-                n: {"unit": "", "description": f"returned by {name}", "integer": False}
-                for n in returned
-            },  # fmt: skip
-            front=front,
-            knee=knee,
-            evaluations=len(evaluations),
-            label=_label,
-        ),
-        "task": {"function": name, "space": space.name, "space_size": space.size()},
-        "splits": {},
-        "exported": {},
-        "latency": {"source": f"returned by {name}"},
-        "training": [],
-        "time_seconds": {"search": seconds, "total": seconds},
-        "searcher_seconds_per_candidate": study.seconds_per_candidate,
-        "settings": settings,
-    }
-    write_results(out, summary, evaluations, _label)
-    return Result(evaluations, front, knee, summary, out)
+    with run_lock(out):  # one process at a time writes a study
+        store_path = out / "run.sqlite"
+        if store_path.exists() and not resume:
+            raise HwnasError(f"{out} already holds a study; pass resume=True or pick another out")
+        if resume and not store_path.exists():
+            raise HwnasError(f"resume: {out} holds no study to resume")
+        chosen = make_searcher(searcher, space, parsed, seed, options, constraints=limits)
+        evaluator = _Function(function, [o.name for o in (*parsed, *limits)])
+        make_out(out)
+        started = time.perf_counter()
+        settings = {
+            "searcher": searcher,
+            "seed": seed,
+            "budget": budget,
+            "options": dict(options or {}),
+            "objectives": [f"{o.name}:{o.direction}" for o in parsed],
+            "constraints": list(constraints),
+        }
+        with Store(store_path) as store:
+            study = Study(space=space, evaluator=evaluator, objectives=parsed, searcher=chosen,
+                          store=store, run_id=RUN_ID, budget=budget, config=settings,
+                          progress=progress or SilentProgress())  # fmt: skip
+            evaluations = study.optimize()
+        seconds = time.perf_counter() - started
+        front = front_of(evaluations, parsed, limits)
+        if not front:
+            raise HwnasError("optimize: no evaluated arch meets the limits; relax them")
+        knee = knee_of(front, parsed)
+        name = getattr(function, "__name__", "function")
+        returned = dict.fromkeys(n for e in evaluations if e.metrics for n in e.metrics)
+        summary = {
+            **study_summary(
+                title=f"hwnas.optimize: {name}, {searcher}",
+                command=shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]) or "python",
+                seed=seed,
+                objectives=parsed,
+                constraints=limits,
+                metrics={
+                    n: {"unit": "", "description": f"returned by {name}", "integer": False}
+                    for n in returned
+                },  # fmt: skip
+                front=front,
+                knee=knee,
+                evaluations=len(evaluations),
+                label=_label,
+            ),
+            "task": {"function": name, "space": space.name, "space_size": space.size()},
+            "splits": {},
+            "exported": {},
+            "latency": {"source": f"returned by {name}"},
+            "training": [],
+            "time_seconds": {"search": seconds, "total": seconds},
+            "searcher_seconds_per_candidate": study.seconds_per_candidate,
+            "settings": settings,
+        }
+        write_results(out, summary, evaluations, _label)
+        return Result(evaluations, front, knee, summary, out)

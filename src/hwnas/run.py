@@ -29,7 +29,7 @@ from hwnas.evaluate.registry import create_evaluators, describe_metrics, metric_
 from hwnas.export import export_subnet, write_model
 from hwnas.families import build_family, family_type
 from hwnas.families.base import Family
-from hwnas.files import make_out
+from hwnas.files import make_out, run_lock
 from hwnas.instatune import DenseStart, config_for_dense, start_from_dense
 from hwnas.pareto import Objective, objective_matrix
 from hwnas.precision import DeployedModel, PrecisionPolicy
@@ -144,6 +144,11 @@ def train_job(
     config: RunConfig, out: Path, resume: bool = False, progress: Progress | None = None
 ) -> dict:
     """``hwnas train``: only the super-network, written to ``out/supernet.safetensors``."""
+    with run_lock(out):
+        return _train_only(config, out, resume, progress)
+
+
+def _train_only(config: RunConfig, out: Path, resume: bool, progress: Progress | None) -> dict:
     _check_out(out, resume, CHECKPOINT)
     started = time.perf_counter()
     task, model = prepare(config)
@@ -295,8 +300,16 @@ def run_job(
     """Train, search, export and report; returns what ``summary.json`` holds. ``command``
     is recorded as how the run was started (the CLI passes its command line). ``dense``: a
     dense model's checkpoint to start from, made elastic while fine-tuned (InstaTune,
-    ``hwnas.instatune``), instead of training the super-network from scratch."""
-    progress = progress or SilentProgress()
+    ``hwnas.instatune``), instead of training the super-network from scratch. One process
+    at a time holds ``out`` (``run_lock``)."""
+    with run_lock(out):
+        return _run(config, out, resume, progress or SilentProgress(), command, dense)
+
+
+def _run(
+    config: RunConfig, out: Path, resume: bool, progress: Progress, command: str | None,
+    dense: Path | None,
+) -> dict:  # fmt: skip
     if dense is not None:
         config = config_for_dense(config, dense)
     plan = plan_run(config)

@@ -64,6 +64,9 @@ class Store:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.is_file() and self.path.stat().st_size == 0:  # SQLite would take it as new
+            raise HwnasError(f"{self.path}: an empty file, not a hwnas run store (damaged; "
+                             "move it away to start afresh)")  # fmt: skip
         try:
             # Autocommit: every write statement is its own transaction, hence its own commit.
             self._conn = sqlite3.connect(self.path, isolation_level=None)

@@ -8,6 +8,7 @@ a searcher is not rewarded for covering the bad corner.
 from __future__ import annotations
 
 import csv
+import io
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -17,7 +18,7 @@ import numpy as np
 
 from hwnas.benchmarks.table import TableBenchmark
 from hwnas.errors import HwnasError
-from hwnas.files import make_out
+from hwnas.files import MiB, make_out, read_text_limited, run_lock, write_atomic
 from hwnas.pareto import (
     Objective,
     feasible_mask,
@@ -97,12 +98,21 @@ def run_comparison(
     out: Path,
     progress: Progress | None = None,
 ) -> dict:
-    """Run every searcher for every seed (resuming from ``out/runs.sqlite``) and summarise."""
-    progress = progress or SilentProgress()
+    """Run every searcher for every seed (resuming from ``out/runs.sqlite``) and summarise;
+    one process at a time holds ``out``."""
+    with run_lock(out):
+        return _compare(bench, objectives, searchers, seeds, budget, out,
+                        progress or SilentProgress())  # fmt: skip
+
+
+def _compare(
+    bench: TableBenchmark, objectives: Sequence[Objective], searchers: Sequence[str],
+    seeds: Sequence[int], budget: int, out: Path, progress: Progress,
+) -> dict:  # fmt: skip
     scorer = Scorer(bench, objectives)
     make_out(out)
     timings_path = out / "timings.json"
-    timings = json.loads(timings_path.read_text()) if timings_path.is_file() else {}
+    timings = _read_timings(timings_path)
     scores: list[RunScore] = []
     overall = progress.task("searchers x seeds", len(searchers) * len(seeds))
     with Store(out / "runs.sqlite") as store:
@@ -130,7 +140,7 @@ def run_comparison(
                 evaluations = study.optimize()[:budget]
                 if study.proposed:
                     timings[run_id] = study.seconds_per_candidate
-                    timings_path.write_text(json.dumps(timings, indent=1))
+                    write_atomic(timings_path, json.dumps(timings, indent=1))
                 found = {e.arch_key for e in evaluations} & scorer.true_front_keys
                 scores.append(
                     RunScore(
@@ -144,7 +154,7 @@ def run_comparison(
                 overall.advance(1)
     overall.close()
     summary = summarise(scores, scorer, bench.name, objectives, budget)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    write_atomic(out / "summary.json", json.dumps(summary, indent=2))
     write_curves(scores, out / "curves.csv")
     plot_curves(scores, out / "curves.html", bench.name)
     return summary
@@ -195,13 +205,30 @@ def summarise(
     }
 
 
+def _read_timings(path: Path) -> dict[str, float]:
+    """Each finished run's searcher seconds per candidate, as a killed benchmark left them."""
+    if not path.exists():
+        return {}
+    try:
+        timings = json.loads(read_text_limited(path, "timings", 64 * MiB))
+    except json.JSONDecodeError as exc:
+        raise HwnasError(f"timings {path}: not JSON ({exc.msg}); delete it to time afresh"
+                         ) from None  # fmt: skip
+    if not isinstance(timings, dict) or not all(
+        isinstance(v, int | float) and not isinstance(v, bool) for v in timings.values()
+    ):
+        raise HwnasError(f"timings {path}: expected an object of seconds per run")
+    return timings
+
+
 def write_curves(scores: Sequence[RunScore], path: Path) -> None:
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["searcher", "seed", "evaluations", "hv_ratio"])
-        for s in scores:
-            for i, value in enumerate(s.curve, start=1):
-                writer.writerow([s.searcher, s.seed, i, f"{value:.6f}"])
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["searcher", "seed", "evaluations", "hv_ratio"])
+    for s in scores:
+        for i, value in enumerate(s.curve, start=1):
+            writer.writerow([s.searcher, s.seed, i, f"{value:.6f}"])
+    write_atomic(path, buffer.getvalue())
 
 
 def plot_curves(scores: Sequence[RunScore], path: Path, title: str) -> None:
@@ -236,4 +263,4 @@ def plot_curves(scores: Sequence[RunScore], path: Path, title: str) -> None:
         yaxis_title="hypervolume ratio",
         template="plotly_white",
     )
-    fig.write_html(path, include_plotlyjs=True)
+    write_atomic(path, fig.to_html(include_plotlyjs=True))
