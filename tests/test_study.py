@@ -3,7 +3,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pytest
+
 from helpers import kill_when_stored
+from hwnas.search import SEARCHERS
 from hwnas.store import Store
 
 JOB = Path(__file__).parent / "resume_job.py"
@@ -28,3 +32,63 @@ def test_killed_run_resumes_without_repeating_or_losing_evaluations(tmp_path):
     repeated = {k for k, n in started.items() if n > 1}
     # Only the evaluation in flight at the kill (never stored) may have been started twice.
     assert len(repeated) <= 1 and not repeated & before
+    whole = tmp_path / "whole.sqlite"
+    subprocess.run([sys.executable, str(JOB), str(whole), str(tmp_path / "whole.log"),
+                    str(budget)], check=True)  # fmt: skip
+    with Store(whole) as store:
+        assert [e.arch_key for e in store.evaluations("killed")] == after  # exact
+
+
+class Killed(BaseException):
+    """A death mid-evaluation: nothing of the evaluation in flight reaches the store."""
+
+
+class DiesAfter:
+    """The benchmark's metrics, until ``limit`` evaluations have succeeded in this life."""
+
+    def __init__(self, bench, limit: int | None) -> None:
+        self.bench, self.limit, self.metrics, self.succeeded = bench, limit, bench.metrics, 0
+
+    def evaluate(self, arch):
+        if self.limit is not None and self.succeeded >= self.limit:
+            raise Killed
+        self.succeeded += 1
+        return self.bench.evaluate(arch)
+
+
+def _life(store_path, searcher: str, budget: int, limit: int | None):
+    """One process's life: a searcher made afresh with the seed, the store as left."""
+    from helpers import OBJECTIVES, toy_bench
+    from hwnas.search import make_searcher
+    from hwnas.study import Study
+
+    bench = toy_bench()
+    evaluator = DiesAfter(bench, limit)
+    with Store(store_path) as store:
+        study = Study(space=bench.space, evaluator=evaluator, objectives=OBJECTIVES,
+                      searcher=make_searcher(searcher, bench.space, OBJECTIVES, seed=3),
+                      store=store, run_id="r", budget=budget)  # fmt: skip
+        try:
+            done = study.optimize()
+        except Killed:
+            return None, evaluator.succeeded
+    return [(e.arch_key, e.metrics) for e in done], evaluator.succeeded
+
+
+@pytest.mark.parametrize("searcher", list(SEARCHERS))
+def test_a_study_killed_at_random_moments_ends_as_the_uninterrupted_one(tmp_path, searcher):
+    """Killed 20 times at random points (mid-batch included) and resumed each time, every
+    searcher ends with exactly the uninterrupted run's evaluations, in the same order, and
+    no arch is evaluated twice."""
+    budget = 40
+    expected, _ = _life(tmp_path / "whole.sqlite", searcher, budget, None)
+    rng = np.random.default_rng(7)
+    limits = [int(n) for n in rng.integers(0, 4, size=20)]  # evaluations each life survives
+    evaluated, result = 0, None
+    for limit in [*limits, None]:
+        result, succeeded = _life(tmp_path / "killed.sqlite", searcher, budget, limit)
+        evaluated += succeeded
+        if result is not None:
+            break
+    assert result == expected
+    assert evaluated == budget  # each arch evaluated once, across all lives

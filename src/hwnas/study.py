@@ -1,9 +1,13 @@
 """The study loop: ask the searcher, evaluate, store each result as it arrives, tell.
 
 The study is the only place that knows the space, the searcher, the evaluator and the store.
-Resume works by replaying the store through ``tell``; nothing already stored is evaluated
-again, and nothing evaluated is lost, because each result is committed before the next
-evaluation starts.
+Nothing evaluated is lost, because each result is committed before the next evaluation
+starts. A resumed study is exact: it runs the same loop again from a searcher made afresh
+with the same seed, and every arch the searcher asks for that the store already holds is
+answered from the store instead of evaluated. A deterministic searcher (all of hwnas's are,
+for a seed) then asks exactly what it asked before, holds the same random state and pending
+proposals at the point of the kill, and the run ends with the uninterrupted run's
+evaluations in the same order, wherever it was killed, however often.
 """
 
 from __future__ import annotations
@@ -41,38 +45,58 @@ class Study:
     def optimize(self) -> list[Evaluation]:
         """Run until ``budget`` unique archs are stored (or the space is exhausted)."""
         self.store.open_run(self.run_id, {**self.config, "space": self.space.describe()})
-        done = self.store.evaluations(self.run_id)
-        if done:
-            self._tell([self.space.make(e.arch) for e in done], [e.metrics for e in done])
-        count = len(done)
+        stored = {e.arch_key: e for e in self.store.evaluations(self.run_id)}
+        count = 0
         task = self.progress.task(self.run_id, self.budget)
-        task.advance(count)
         while count < self.budget:
             batch = self.batch_size or self.searcher.batch_size
             started = time.perf_counter()
             archs = self.searcher.ask(min(batch, self.budget - count))
             self.searcher_seconds += time.perf_counter() - started
-            self.proposed += len(archs)
             if not archs:
                 break
-            results = []
-            for outcome in self.executor.run(self.evaluator, archs):
-                self.store.record(
-                    self.run_id,
-                    outcome.arch.key,
-                    outcome.arch.to_dict(),
-                    outcome.metrics,
-                    wall_time_s=outcome.wall_time_s,
-                    started_at=outcome.started_at,
-                    finished_at=outcome.finished_at,
-                    error=outcome.error,
-                )
-                results.append(outcome.metrics)
-                task.advance(1)
+            self.proposed += len(archs)
+            fresh = [a for a in archs if a.key not in stored]
+            if fresh and len(stored) > len(archs) - len(fresh):  # left the stored path
+                asked = {a.key for a in archs}
+                unasked = [e for key, e in stored.items() if key not in asked]
+                count += self._replay_unasked(unasked, stored, task)
+            outcomes = {o.arch.key: o.metrics for o in self._evaluate(fresh, task)}
+            results = [stored.pop(a.key).metrics if a.key in stored else outcomes[a.key]
+                       for a in archs]  # fmt: skip
+            task.advance(len(archs) - len(fresh))
             count += len(archs)
             self._tell(archs, results)
         task.close()
         return self.store.evaluations(self.run_id)
+
+    def _evaluate(self, archs: Sequence, task: Any) -> list:
+        """Evaluate ``archs``, committing each outcome as it arrives."""
+        outcomes = []
+        for outcome in self.executor.run(self.evaluator, archs):
+            self.store.record(
+                self.run_id,
+                outcome.arch.key,
+                outcome.arch.to_dict(),
+                outcome.metrics,
+                wall_time_s=outcome.wall_time_s,
+                started_at=outcome.started_at,
+                finished_at=outcome.finished_at,
+                error=outcome.error,
+            )
+            outcomes.append(outcome)
+            task.advance(1)
+        return outcomes
+
+    def _replay_unasked(self, unasked: Sequence[Evaluation], stored: dict, task: Any) -> int:
+        """Stored results a resumed searcher did not ask for again (it is not deterministic,
+        or the store came from another run of the same config): told to it as they are, so
+        nothing evaluated is lost or evaluated twice, though the run is no longer exact."""
+        for e in unasked:
+            del stored[e.arch_key]
+        self._tell([self.space.make(e.arch) for e in unasked], [e.metrics for e in unasked])
+        task.advance(len(unasked))
+        return len(unasked)
 
     def _tell(self, archs: Sequence, metrics: Sequence) -> None:
         started = time.perf_counter()
