@@ -299,7 +299,8 @@ class MeasuredDepth:
         read on the host at every forward, which on an accelerator would wait for it."""
         order = self.depth_order
         module = super()._apply(fn, recurse)  # type: ignore[misc]
-        self._buffers["depth_order"] = order  # type: ignore[attr-defined]
+        if order.device.type == "cpu":  # one built on the meta device still gets real storage
+            self._buffers["depth_order"] = order  # type: ignore[attr-defined]
         return module
 
     def running(self, arch: Arch) -> list[tuple[nn.Module, Any]]:

@@ -251,7 +251,7 @@ class ElasticTransformer(MeasuredDepth, nn.Module, Family):
             self.cls = _weight(width)
         self.position = _weight(c.positions, width)
         self.layers = nn.ModuleList(ElasticLayer(c) for _ in range(c.max_depth))
-        self.register_buffer("depth_order", torch.arange(c.max_depth))
+        self.register_buffer("depth_order", torch.arange(c.max_depth, device="cpu"))  # host
         self.norm = nn.LayerNorm(width)
         if c.input == "image":
             self.head = _weight(c.outputs, width)
