@@ -53,23 +53,50 @@ def _stage(out: Path, job) -> dict:
     return record
 
 
-def _uniform_archs(space, width_choices: int = 2, depth_choices: int = 2) -> list[dict]:
-    """Every layer at one heads count and one feed-forward ratio; the largest widths and
-    depths: fixed-ratio pruning with no search."""
-    options = {c.name: c.options for c in space.choices}
-    heads = options["l0.heads"]
-    ratios = options["l0.mlp_ratio"]
-    archs = []
-    widths = options["width"][-width_choices:]
-    depths = options["depth"][-depth_choices:]
-    for h, r, w, d in itertools.product(heads, ratios, widths, depths):
-        values = {"width": w, "depth": d}
+def _uniform_archs(space, width_choices: int = 2, depth_choices: int = 2) -> list:
+    """Every layer at one value of each per-layer numeric choice (heads, feed-forward ratio),
+    the other per-layer choices at their first option, the last ``width_choices`` widths and
+    ``depth_choices`` depths: fixed-ratio pruning with no search, for any family whose layer
+    choices are named ``l<i>.<kind>``."""
+    layered = [c for c in space.choices if c.name.startswith("l0.") and c.condition is None]
+    swept = {c.name[3:]: c.options for c in layered
+             if all(isinstance(o, int | float) for o in c.options)}  # fmt: skip
+    kept = {"width": width_choices, "depth": depth_choices}
+    shared = {c.name: c.options[-kept[c.name] :] for c in space.choices if c.name in kept}
+    archs = {}
+    for combination in itertools.product(*swept.values(), *shared.values()):
+        layer_values = dict(zip(swept, combination[: len(swept)], strict=True))
+        values = dict(zip(shared, combination[len(swept) :], strict=True))
         for c in space.choices:
-            if c.name.startswith("l"):
-                kind = c.name.rsplit(".", 1)[-1]
-                values[c.name] = {"heads": h, "mlp_ratio": r}.get(kind, c.options[0])
-        archs.append(space.make(values))
-    return archs
+            if c.name.startswith("l") and "." in c.name:
+                values[c.name] = layer_values.get(c.name.split(".", 1)[1], c.options[0])
+        arch = space.make(values)
+        archs[arch.key] = arch
+    return list(archs.values())
+
+
+def _claim(points: list[dict], quality: str, sign: int, size: float = 1.5,
+           speed: float = 1.3, loss: float = 0.02) -> dict:  # fmt: skip
+    """The LLaMA-NAS claim: InstaTune's sub-networks against the dense model, each as
+    parameters and latency ratios and the relative change in quality; which ones are at least
+    ``size`` times smaller and ``speed`` times faster, worse by at most ``loss`` (``sign``:
+    1 where lower quality values are better, -1 where higher ones are)."""
+    dense = next(p["metrics"] for p in points if p["variant"] == "dense")
+    rows = []
+    for p in points:
+        if p["variant"] != "instatune":
+            continue
+        m = p["metrics"]
+        rows.append({
+            "label": p["label"],
+            "smaller": dense["params"] / m["params"],
+            "faster": dense["latency_ms"] / m["latency_ms"],
+            "quality_change": m[quality] / dense[quality] - 1,
+        })  # fmt: skip
+    meets = [r for r in rows if r["smaller"] >= size and r["faster"] >= speed
+             and sign * r["quality_change"] <= loss]  # fmt: skip
+    return {"criterion": f">= {size}x smaller, >= {speed}x faster, quality within {loss:.0%}",
+            "dense": dense, "members": rows, "meeting": meets}  # fmt: skip
 
 
 def main() -> None:
@@ -79,8 +106,21 @@ def main() -> None:
     parser.add_argument("--dense-epochs", type=int, default=4)
     parser.add_argument("--tune-epochs", type=int, default=3)
     parser.add_argument("--scratch-epochs", type=int, default=5)
+    parser.add_argument(
+        "--no-scratch",
+        action="store_true",
+        help="skip training from scratch (the LLaMA-NAS claim needs none)",
+    )
+    parser.add_argument(
+        "--tune-set",
+        action="append",
+        default=[],
+        metavar="KEY=JSON",
+        help="a setting of the fine-tuning only, e.g. train.learning_rate=5e-4",
+    )
     parser.add_argument("--rounds", type=int, default=5, help="latency re-timing rounds")
     args = parser.parse_args()
+    tune_settings = {k: json.loads(v) for k, _, v in (s.partition("=") for s in args.tune_set)}
     config = load_config(args.config)
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -88,17 +128,20 @@ def main() -> None:
     dense_config = with_overrides(config, {"train.dense": True, "train.epochs": args.dense_epochs})
     dense = _stage(args.out / "dense", lambda out: train_job(dense_config, out))
     checkpoint = args.out / "dense" / CHECKPOINT
-    tune_config = with_overrides(config, {"train.epochs": args.tune_epochs})
+    tune_config = with_overrides(config, {"train.epochs": args.tune_epochs, **tune_settings})
     tuned = _stage(args.out / "instatune",
                    lambda out: run_job(tune_config, out, dense=checkpoint))  # fmt: skip
     scratch_config = with_overrides(config, {"train.epochs": args.scratch_epochs})
-    scratch = _stage(args.out / "scratch", lambda out: run_job(scratch_config, out))
+    runs = {"instatune": tuned}
+    if not args.no_scratch:
+        runs["scratch"] = _stage(args.out / "scratch", lambda out: run_job(scratch_config, out))
 
     task, model = prepare(config)
     calibration = task.calibration_inputs(config.search.calibration_images, config.seed)
     start_from_dense(checkpoint, model, task, calibration)  # sorted, not fine-tuned
-    members = [("pruned", model, arch) for arch in _uniform_archs(model.space())]
-    for name, summary in (("instatune", tuned), ("scratch", scratch)):
+    members = [("dense", model, model.teacher_arch())]
+    members += [("pruned", model, arch) for arch in _uniform_archs(model.space())]
+    for name, summary in runs.items():
         net = prepare(config)[1]
         load_checkpoint(args.out / name / CHECKPOINT, net)
         net.eval()
@@ -118,8 +161,7 @@ def main() -> None:
         p["metrics"]["latency_ms"] = float(ms)
 
     direction = "max" if quality.endswith("accuracy") else "min"
-    by_variant = {v: [p for p in points if p["variant"] == v]
-                  for v in ("instatune", "scratch", "pruned")}  # fmt: skip
+    by_variant = {v: [p for p in points if p["variant"] == v] for v in (*runs, "pruned")}
     planes = {
         "quality_vs_latency": [Objective(quality, direction), Objective("latency_ms")],
         "quality_vs_params": [Objective(quality, direction), Objective("params")],
@@ -136,19 +178,22 @@ def main() -> None:
         "epochs": {
             "dense": args.dense_epochs,
             "instatune": args.tune_epochs,
-            "scratch": args.scratch_epochs,
+            "scratch": None if args.no_scratch else args.scratch_epochs,
         },
         "training_seconds": {
             "dense": sum(r["seconds"] for r in dense["result"]["training"]),
-            "instatune": sum(r["seconds"] for r in tuned["result"]["training"]),
-            "scratch": sum(r["seconds"] for r in scratch["result"]["training"]),
-        },
+            **{
+                name: sum(r["seconds"] for r in run["result"]["training"])
+                for name, run in runs.items()
+            },
+        },  # fmt: skip
         "dense_val_metrics": tuned["result"]["instatune"]["dense_val_metrics"],
         "hypervolume": {
             plane: scaled_hypervolumes(by_variant, objectives)
             for plane, objectives in planes.items()
         },  # fmt: skip
         "pruned_dominated_by_instatune": f"{sum(dominated)} of {len(dominated)}",
+        "llama_nas_claim": _claim(points, quality, sign),
         "points": points,
         "seconds": time.perf_counter() - started,
     }

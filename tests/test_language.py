@@ -1,5 +1,6 @@
 """The language-model task: the corpus, its split, windows, tokenizers and metrics."""
 
+import hashlib
 import json
 import math
 
@@ -220,3 +221,5 @@ search: {{budget: 3, calibration_images: 8}}
     assert tokenizer["vocab_size"] <= 300
     metadata = json.loads((out / "models" / "knee.json").read_text())
     assert metadata["preprocessing"]["tokenizer"]["sha256"] == tokenizer["sha256"]
+    beside = (out / "models" / "tokenizer.json").read_bytes()  # what the models read
+    assert hashlib.sha256(beside).hexdigest() == tokenizer["sha256"]

@@ -29,7 +29,7 @@ from hwnas.evaluate.registry import create_evaluators, describe_metrics, metric_
 from hwnas.export import export_subnet, write_model
 from hwnas.families import build_family, family_type
 from hwnas.families.base import Family
-from hwnas.files import make_out, run_lock
+from hwnas.files import make_out, run_lock, write_atomic
 from hwnas.instatune import DenseStart, config_for_dense, start_from_dense
 from hwnas.pareto import Objective, objective_matrix
 from hwnas.precision import DeployedModel, PrecisionPolicy
@@ -260,6 +260,8 @@ def _export(
         files = {"onnx": f"models/{label}.onnx", "json": f"models/{label}.json"}
         exported[label] = {"key": e.arch_key, "label": description["label"],
                            "metrics": e.metrics, "test": test, **record, **files}  # fmt: skip
+    for name, data in task.deployment_files().items():
+        write_atomic(out / "models" / name, data)
     if isinstance(latency, ProfiledLatency):
         archs = [space.make(e.arch) for e in chosen.values()]
         estimates = [e.metrics["latency_ms"] for e in chosen.values()]

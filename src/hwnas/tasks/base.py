@@ -79,7 +79,8 @@ class Task(Protocol):
     - ``calibration_inputs``: once before the search (batch-norm recalibration, quantisation).
     - ``quality``: once per evaluated sub-network on ``val``; on ``test`` for exported ones.
     - ``split_sizes`` and ``preprocessing``: once, for the summary, the report and the
-      metadata of exported models (what a deployer must do to feed one).
+      metadata of exported models (what a deployer must do to feed one);
+      ``deployment_files``: once, when models are exported, written beside them.
       It returns exactly the metrics named in ``quality_metrics``, which objectives and
       constraints may name.
     """
@@ -123,6 +124,11 @@ class Task(Protocol):
     def preprocessing(self) -> dict[str, Any]:
         """How raw data becomes the model's input, as JSON: normalisation, sizes, vocabulary,
         class names; exported models carry it."""
+        ...
+
+    def deployment_files(self) -> dict[str, bytes]:
+        """Files a deployer needs beside the exported models to feed them (a tokenizer), by
+        file name; what ``preprocessing`` describes cannot always be said in JSON."""
         ...
 
 

@@ -49,6 +49,9 @@ class ImageClassification(PredictsLastDim):
                 "resize": "bilinear", "image_size": data.image_size, "mean": list(data.mean),
                 "std": list(data.std), "class_names": list(data.class_names)}  # fmt: skip
 
+    def deployment_files(self) -> dict[str, bytes]:
+        return {}  # the preprocessing is all numbers
+
     def identity(self) -> dict[str, Any]:
         return {"task": "classification", "data": self.name, "input": list(self.spec.input.shape)}
 

@@ -10,6 +10,7 @@ four bytes into a token predicts fewer, harder tokens, and is charged for all fo
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -21,7 +22,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from hwnas.data.text import TextData
-from hwnas.data.tokenizer import load_tokenizer
+from hwnas.data.tokenizer import MAX_TOKENIZER_BYTES, TOKENIZER_FILE, load_tokenizer
+from hwnas.errors import HwnasError
+from hwnas.files import read_limited
 from hwnas.metrics import Metric
 from hwnas.tasks.base import InputSpec, PredictsLastDim, Split, TaskSpec
 
@@ -88,7 +91,7 @@ class LanguageModel(PredictsLastDim):
         every position."""
         vocab, tokenizer = self.spec.input.vocab_size, self.data.tokenizer
         described = {"vocabulary": "bytes 0-255"} if tokenizer is None else {
-            "vocabulary": f"the ids of tokenizer {Path(tokenizer['path']).name}",
+            "vocabulary": f"the ids of the tokenizer beside the models, {TOKENIZER_FILE}",
             "tokenizer": tokenizer}  # fmt: skip
         return {
             "input": "tokens",
@@ -98,6 +101,19 @@ class LanguageModel(PredictsLastDim):
             "context": self.context,
             "output": f"logits (batch, context, {vocab}): the next token at every position",
         }
+
+    def deployment_files(self) -> dict[str, bytes]:
+        """The tokenizer, as the run read it (its digest checked again): the exported
+        models take its ids and nothing else."""
+        tokenizer = self.data.tokenizer
+        if tokenizer is None:
+            return {}
+        path = Path(tokenizer["path"])
+        data = read_limited(path, "tokenizer", MAX_TOKENIZER_BYTES)
+        if hashlib.sha256(data).hexdigest() != tokenizer["sha256"]:
+            raise HwnasError(f"tokenizer {path}: changed during the run; export from a run "
+                             "that reads the tokenizer the models were trained on")  # fmt: skip
+        return {TOKENIZER_FILE: data}
 
     def _offsets(self, starts: torch.Tensor) -> torch.Tensor:
         return starts[:, None] + torch.arange(self.context + 1)
