@@ -107,6 +107,7 @@ VALUES = [
     ("latency.source", "profile:"),
     *[("search.budget", v) for v in (0, 10**12, 1.5)],
     ("search.calibration_images", 10**9),
+    ("search.retries", -1),
     ("search.searcher", "bogus"),
     ("search.options", [1, 2]),
     ("search.options", {"magic": 1}),

@@ -94,3 +94,86 @@ def test_a_study_killed_at_random_moments_ends_as_the_uninterrupted_one(tmp_path
             break
     assert result == expected
     assert evaluated == budget  # each arch evaluated once, across all lives
+
+
+class Flaky:
+    """The benchmark's metrics, but ``fail(arch, attempt)`` says when an attempt raises."""
+
+    def __init__(self, bench, fail) -> None:
+        self.bench, self.fail, self.metrics, self.calls = bench, fail, bench.metrics, {}
+
+    def evaluate(self, arch):
+        self.calls[arch.key] = self.calls.get(arch.key, 0) + 1
+        if self.fail(arch, self.calls[arch.key]):
+            raise RuntimeError(f"device lost during {arch.key[:8]}")
+        return self.bench.evaluate(arch)
+
+
+def _flaky_study(store, fail, budget=12, retries=2):
+    from helpers import OBJECTIVES, toy_bench
+    from hwnas.search import make_searcher
+    from hwnas.study import Study
+
+    bench = toy_bench()
+    evaluator = Flaky(bench, fail)
+    study = Study(space=bench.space, evaluator=evaluator, objectives=OBJECTIVES,
+                  searcher=make_searcher("random", bench.space, OBJECTIVES, seed=0),
+                  store=store, run_id="r", budget=budget, retries=retries, worker="w1")  # fmt: skip
+    return study, evaluator
+
+
+def test_a_failed_evaluation_is_retried_recorded_and_never_ends_the_run(tmp_path):
+    """Every second arch fails its first attempt and one arch fails every attempt: the run
+    still reaches its budget, the flaky ones scored on their second attempt, the hopeless
+    one stored unscored with its error, every attempt a job in the store."""
+    hopeless = []
+
+    def fail(arch, attempt):
+        if not hopeless:
+            hopeless.append(arch.key)
+        return arch.key == hopeless[0] or (hash(arch.key) % 2 == 0 and attempt == 1)
+
+    with Store(tmp_path / "run.sqlite") as store:
+        study, evaluator = _flaky_study(store, fail)
+        done = study.optimize()
+        jobs = store.jobs("r")
+    assert len(done) == 12 and len({e.arch_key for e in done}) == 12
+    lost = next(e for e in done if e.arch_key == hopeless[0])
+    assert lost.metrics is None and lost.error.startswith("failed 3 time(s), last: RuntimeError")
+    assert evaluator.calls[hopeless[0]] == 3
+    assert all(e.metrics is not None for e in done if e.arch_key != hopeless[0])
+    for e in done:
+        mine = [j for j in jobs if j["arch_key"] == e.arch_key]
+        attempts = evaluator.calls[e.arch_key]
+        assert sorted(j["attempt"] for j in mine) == list(range(1, attempts + 1))
+        assert all(j["worker"] == "w1" and j["state"] in ("done", "failed") for j in mine)
+        assert [j["state"] for j in mine if j["attempt"] == attempts] == (
+            ["failed"] if e.arch_key == hopeless[0] else ["done"]
+        )
+
+
+def test_an_evaluator_that_always_fails_ends_the_run_in_one_line(tmp_path):
+    from hwnas.errors import HwnasError
+    from hwnas.study import FAILING_IN_A_ROW
+
+    with Store(tmp_path / "run.sqlite") as store:
+        study, evaluator = _flaky_study(store, lambda arch, attempt: True, retries=1)
+        with pytest.raises(HwnasError, match="failed every attempt.*RuntimeError: device lost"):
+            study.optimize()
+        stored = store.evaluations("r")
+    assert len(stored) == FAILING_IN_A_ROW and all(e.metrics is None for e in stored)
+    assert all(evaluator.calls[e.arch_key] == 2 for e in stored)  # retries=1: two attempts
+
+
+def test_an_attempt_cut_short_by_a_kill_is_counted_on_resume(tmp_path):
+    """The arch in flight at a kill shows as a running attempt; the resume's attempt at it
+    is the next one."""
+    path = tmp_path / "killed.sqlite"
+    _life(path, "random", 6, 2)
+    with Store(path) as store:
+        running = [j for j in store.jobs("r") if j["state"] == "running"]
+    assert len(running) == 1 and running[0]["attempt"] == 1
+    _life(path, "random", 6, None)
+    with Store(path) as store:
+        again = [j for j in store.jobs("r") if j["arch_key"] == running[0]["arch_key"]]
+    assert [(j["attempt"], j["state"]) for j in again] == [(1, "running"), (2, "done")]

@@ -190,6 +190,7 @@ class SearchConfig(_Strict):
     objectives: list[str] | None = None
     constraints: list[str] = Field(default_factory=list)
     calibration_images: int = Field(256, ge=8, le=10**6)
+    retries: int = Field(2, ge=0, le=100, description="more attempts at an evaluation that raises")
 
     @model_validator(mode="after")
     def _searcher_takes_options(self) -> SearchConfig:

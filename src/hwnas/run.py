@@ -206,6 +206,7 @@ def _search(
             store=store,
             run_id=RUN_ID,
             budget=config.search.budget,
+            retries=config.search.retries,
             config={**config.model_dump(mode="json"), "latency_from": latency.identity()},
             progress=progress,
         )

@@ -40,6 +40,21 @@ CREATE TABLE IF NOT EXISTS evaluations (
 CREATE INDEX IF NOT EXISTS evaluations_by_seq ON evaluations (run_id, seq);
 INSERT OR IGNORE INTO meta VALUES ('schema_version', '{SCHEMA_VERSION}');
 """
+_JOBS = """
+CREATE TABLE IF NOT EXISTS jobs (
+    run_id TEXT NOT NULL,
+    arch_key TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    worker TEXT NOT NULL,
+    error TEXT,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (run_id, arch_key, attempt)
+);
+"""
+"""Every attempt at evaluating an arch and where it stands (``JOB_STATES``), committed as it
+changes; added to a store the first time a job is recorded, so older stores stay readable."""
+JOB_STATES = ("pending", "running", "done", "failed")
 _COLUMNS = "run_id, seq, arch_key, arch, metrics, error, wall_time_s, started_at, finished_at"
 
 
@@ -214,6 +229,50 @@ class Store:
             f"SELECT {_COLUMNS} FROM evaluations WHERE run_id = ? ORDER BY seq", (run_id,)
         ).fetchall()
         return [_evaluation(row, self.path) for row in rows]
+
+    def job(self, run_id: str, arch_key: str, attempt: int, state: str, worker: str,
+            error: str | None = None) -> None:  # fmt: skip
+        """Record attempt ``attempt`` (from 1) at evaluating ``arch_key`` as ``state``,
+        committed before returning."""
+        if state not in JOB_STATES:
+            raise ValueError(f"job state {state!r} is not one of {JOB_STATES}")
+        if not self._has_jobs():
+            self._conn.executescript(_JOBS)
+        self._conn.execute(
+            "INSERT OR REPLACE INTO jobs VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (run_id, arch_key, attempt, state, worker, error, time.time()),
+        )
+
+    def jobs(self, run_id: str) -> list[dict[str, Any]]:
+        """Every attempt of the run, in the order they were last updated."""
+        if not self._has_jobs():
+            return []
+        rows = self._query(
+            "SELECT arch_key, attempt, state, worker, error FROM jobs WHERE run_id = ? "
+            "ORDER BY updated_at, arch_key, attempt", (run_id,)
+        ).fetchall()  # fmt: skip
+        names = ("arch_key", "attempt", "state", "worker", "error")
+        return [dict(zip(names, row, strict=True)) for row in rows]
+
+    def attempts(self, run_id: str) -> dict[str, int]:
+        """How many attempts each arch of the run has had (an attempt cut short by a kill
+        included)."""
+        if not self._has_jobs():
+            return {}
+        rows = self._query(
+            "SELECT arch_key, MAX(attempt) FROM jobs WHERE run_id = ? GROUP BY arch_key",
+            (run_id,),
+        ).fetchall()
+        bad = [key for key, n in rows if not isinstance(key, str) or not isinstance(n, int)]
+        if bad:
+            raise HwnasError(f"{self.path}: damaged run store: a job of run {run_id!r} has a "
+                             "field of the wrong type")  # fmt: skip
+        return dict(rows)
+
+    def _has_jobs(self) -> bool:
+        return self._query(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'jobs'"
+        ).fetchone() is not None  # fmt: skip
 
     def count(self, run_id: str) -> int:
         (n,) = self._query(

@@ -8,22 +8,33 @@ answered from the store instead of evaluated. A deterministic searcher (all of h
 for a seed) then asks exactly what it asked before, holds the same random state and pending
 proposals at the point of the kill, and the run ends with the uninterrupted run's
 evaluations in the same order, wherever it was killed, however often.
+
+Every attempt at an evaluation is a job in the store (running, then done or failed, with
+the worker and the error). An evaluation that raises is tried again up to ``retries`` more
+times, then stored with its error and told to the searcher as unscored, so one bad arch or
+a flaky device never ends a run; ``FAILING_IN_A_ROW`` archs failing every attempt in a row
+do end it, since then the evaluator is broken, not the archs.
 """
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from hwnas.errors import HwnasError
 from hwnas.evaluate.base import Evaluator
-from hwnas.execute import SerialExecutor
+from hwnas.execute import Outcome, SerialExecutor
 from hwnas.pareto import Objective
 from hwnas.progress import Progress, SilentProgress
 from hwnas.search.base import Searcher
 from hwnas.space import Space
 from hwnas.store import Evaluation, Store
+
+FAILING_IN_A_ROW = 5
 
 
 @dataclass
@@ -39,13 +50,18 @@ class Study:
     executor: SerialExecutor = field(default_factory=SerialExecutor)
     progress: Progress = field(default_factory=SilentProgress)
     batch_size: int | None = None
+    retries: int = 2
+    worker: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
     searcher_seconds: float = 0.0
     proposed: int = 0
+    _attempts: dict[str, int] = field(default_factory=dict, repr=False)
+    _failing: int = field(default=0, repr=False)
 
     def optimize(self) -> list[Evaluation]:
         """Run until ``budget`` unique archs are stored (or the space is exhausted)."""
         self.store.open_run(self.run_id, {**self.config, "space": self.space.describe()})
         stored = {e.arch_key: e for e in self.store.evaluations(self.run_id)}
+        self._attempts = self.store.attempts(self.run_id)
         count = 0
         task = self.progress.task(self.run_id, self.budget)
         while count < self.budget:
@@ -70,23 +86,47 @@ class Study:
         task.close()
         return self.store.evaluations(self.run_id)
 
-    def _evaluate(self, archs: Sequence, task: Any) -> list:
-        """Evaluate ``archs``, committing each outcome as it arrives."""
-        outcomes = []
-        for outcome in self.executor.run(self.evaluator, archs):
-            self.store.record(
-                self.run_id,
-                outcome.arch.key,
-                outcome.arch.to_dict(),
-                outcome.metrics,
-                wall_time_s=outcome.wall_time_s,
-                started_at=outcome.started_at,
-                finished_at=outcome.finished_at,
-                error=outcome.error,
-            )
-            outcomes.append(outcome)
-            task.advance(1)
+    def _evaluate(self, archs: Sequence, task: Any) -> list[Outcome]:
+        """Evaluate ``archs``, retrying failed attempts, committing each final outcome as
+        it arrives."""
+        outcomes, pending = [], list(archs)
+        while pending:
+            again = []
+            for outcome in self.executor.run(self.evaluator, pending, on_start=self._started):
+                key, attempt = outcome.arch.key, self._attempts[outcome.arch.key]
+                state = "failed" if outcome.failed else "done"
+                self.store.job(self.run_id, key, attempt, state, self.worker, outcome.error)
+                if outcome.failed and attempt <= self.retries:
+                    again.append(outcome.arch)
+                    continue
+                self._final(outcome, attempt)
+                outcomes.append(outcome)
+                task.advance(1)
+            pending = again
         return outcomes
+
+    def _started(self, arch: Any) -> None:
+        self._attempts[arch.key] = self._attempts.get(arch.key, 0) + 1
+        self.store.job(self.run_id, arch.key, self._attempts[arch.key], "running", self.worker)
+
+    def _final(self, outcome: Outcome, attempt: int) -> None:
+        error = outcome.error
+        if outcome.failed:
+            error = f"failed {attempt} time(s), last: {error}"
+        self.store.record(
+            self.run_id,
+            outcome.arch.key,
+            outcome.arch.to_dict(),
+            outcome.metrics,
+            wall_time_s=outcome.wall_time_s,
+            started_at=outcome.started_at,
+            finished_at=outcome.finished_at,
+            error=error,
+        )
+        self._failing = self._failing + 1 if outcome.failed else 0
+        if self._failing >= FAILING_IN_A_ROW:
+            raise HwnasError(f"the last {FAILING_IN_A_ROW} archs failed every attempt, so the "
+                             f"evaluator is broken; the last error: {outcome.error}")  # fmt: skip
 
     def _replay_unasked(self, unasked: Sequence[Evaluation], stored: dict, task: Any) -> int:
         """Stored results a resumed searcher did not ask for again (it is not deterministic,
