@@ -34,7 +34,7 @@ def _command(args: argparse.Namespace, searcher: str, out: Path) -> list[str]:
 
 def _stored(out: Path, run_id: str) -> int:
     path = out / "runs.sqlite"
-    if not path.exists():
+    if not path.exists() or not path.stat().st_size:  # not there yet, or being created
         return 0
     with Store(path) as store:
         return store.count(run_id)

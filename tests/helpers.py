@@ -157,7 +157,7 @@ def kill_when_stored(job: subprocess.Popen, store_path: Path, run_id: str, count
     try:
         deadline = time.time() + 240
         while time.time() < deadline and job.poll() is None:
-            if store_path.exists():
+            if store_path.exists() and store_path.stat().st_size:  # not while being created
                 with Store(store_path) as store:
                     if store.count(run_id) >= count:
                         break
