@@ -223,3 +223,16 @@ search: {{budget: 3, calibration_images: 8}}
     assert metadata["preprocessing"]["tokenizer"]["sha256"] == tokenizer["sha256"]
     beside = (out / "models" / "tokenizer.json").read_bytes()  # what the models read
     assert hashlib.sha256(beside).hexdigest() == tokenizer["sha256"]
+
+
+def test_a_tokenizer_is_parsed_once_while_its_file_is_unchanged(tokenized_corpus, tmp_path):
+    from hwnas.data.tokenizer import load_tokenizer
+
+    _, tokenizer = tokenized_corpus
+    copy = tmp_path / "tokenizer.json"
+    copy.write_bytes(tokenizer.read_bytes())
+    first = load_tokenizer(copy)
+    assert load_tokenizer(copy) is first
+    tiny_tokenizer(copy, ["y = 2\n" * 40], vocab=270)  # rewritten: read again
+    again = load_tokenizer(copy)
+    assert again is not first and again.sha256 != first.sha256

@@ -10,11 +10,13 @@ their results: ``run_lock`` lets one at a time hold an output folder.
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Any
 
 from hwnas.errors import HwnasError
 
@@ -130,6 +132,18 @@ def read_text_limited(path: Path, what: str, limit: int) -> str:
         raise HwnasError(
             f"{what} {path}: not UTF-8 text (byte {data[exc.start]:#04x} at offset {exc.start})"
         ) from None
+
+
+def read_json_limited(path: Path, what: str, limit: int) -> Any:
+    """``read_text_limited`` parsed as JSON; text that is not JSON (or nests too deeply to
+    parse) is one line naming the file and where the parse stopped."""
+    text = read_text_limited(path, what, limit)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise HwnasError(f"{what} {path}: not JSON ({exc.msg} at line {exc.lineno})") from None
+    except RecursionError:
+        raise HwnasError(f"{what} {path}: not JSON (nested too deeply)") from None
 
 
 def _size(n: int) -> str:

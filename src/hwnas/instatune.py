@@ -31,7 +31,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from hwnas.config import RunConfig
+from hwnas.config import RunConfig, validated
 from hwnas.data.tokenizer import folder_tokenizer
 from hwnas.errors import HwnasError
 from hwnas.families import load_checkpoint
@@ -64,8 +64,12 @@ def config_for_dense(config: RunConfig, path: Path) -> RunConfig:
     another; a folder without tokenizer files reads bytes."""
     if not path.is_dir() or config.data.tokenizer is not None or folder_tokenizer(path) is None:
         return config
-    data = config.data.model_copy(update={"tokenizer": str(path)})
-    return config.model_copy(update={"data": data})
+    raw = config.model_dump(mode="json")
+    raw["data"]["tokenizer"] = str(path)
+    try:  # checked again: the tokenizer's vocabulary decides what the network reads
+        return validated(raw)
+    except HwnasError as exc:
+        raise HwnasError(f"--model {path}: {exc}") from None
 
 
 def start_from_dense(
@@ -102,10 +106,10 @@ def _pretrained(folder: Path, model: Family, overrides: Mapping[str, Any] | None
     spec = model.input_spec()
     net = type(model).from_pretrained(folder, spec.shape[0], overrides)
     if net.input_spec() != spec:
-        reads = "bytes" if spec.vocab_size == 256 else "the ids of data.tokenizer"
         raise HwnasError(
             f"--model {folder}: takes {net.input_spec().vocab_size} token ids, this task gives "
-            f"{spec.vocab_size} ({reads}; a folder's own tokenizer.json is read when present)"
+            f"{spec.vocab_size} (the ids of data.tokenizer, else of the folder's own "
+            "tokenizer.json, else bytes)"
         )
     return net
 

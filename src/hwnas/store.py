@@ -102,6 +102,7 @@ class Store:
     def _open(self) -> None:
         """Check the file is ours before writing anything to it; create the schema if new."""
         tables = {r[0] for r in self._conn.execute("SELECT name FROM sqlite_master")}
+        self._jobs_table = "jobs" in tables  # made by the first ``job`` otherwise
         if tables:
             version = None
             if "meta" in tables:
@@ -236,8 +237,9 @@ class Store:
         committed before returning."""
         if state not in JOB_STATES:
             raise ValueError(f"job state {state!r} is not one of {JOB_STATES}")
-        if not self._has_jobs():
+        if not self._jobs_table:
             self._conn.executescript(_JOBS)
+            self._jobs_table = True
         self._conn.execute(
             "INSERT OR REPLACE INTO jobs VALUES (?, ?, ?, ?, ?, ?, ?)",
             (run_id, arch_key, attempt, state, worker, error, time.time()),
@@ -245,7 +247,7 @@ class Store:
 
     def jobs(self, run_id: str) -> list[dict[str, Any]]:
         """Every attempt of the run, in the order they were last updated."""
-        if not self._has_jobs():
+        if not self._jobs_table:
             return []
         rows = self._query(
             "SELECT arch_key, attempt, state, worker, error FROM jobs WHERE run_id = ? "
@@ -257,7 +259,7 @@ class Store:
     def attempts(self, run_id: str) -> dict[str, int]:
         """How many attempts each arch of the run has had (an attempt cut short by a kill
         included)."""
-        if not self._has_jobs():
+        if not self._jobs_table:
             return {}
         rows = self._query(
             "SELECT arch_key, MAX(attempt) FROM jobs WHERE run_id = ? GROUP BY arch_key",
@@ -268,11 +270,6 @@ class Store:
             raise HwnasError(f"{self.path}: damaged run store: a job of run {run_id!r} has a "
                              "field of the wrong type")  # fmt: skip
         return dict(rows)
-
-    def _has_jobs(self) -> bool:
-        return self._query(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'jobs'"
-        ).fetchone() is not None  # fmt: skip
 
     def count(self, run_id: str) -> int:
         (n,) = self._query(

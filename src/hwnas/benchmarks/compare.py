@@ -18,7 +18,7 @@ import numpy as np
 
 from hwnas.benchmarks.table import TableBenchmark
 from hwnas.errors import HwnasError
-from hwnas.files import MiB, make_out, read_text_limited, run_lock, write_atomic
+from hwnas.files import MiB, make_out, read_json_limited, run_lock, write_atomic
 from hwnas.pareto import (
     Objective,
     feasible_mask,
@@ -209,11 +209,7 @@ def _read_timings(path: Path) -> dict[str, float]:
     """Each finished run's searcher seconds per candidate, as a killed benchmark left them."""
     if not path.exists():
         return {}
-    try:
-        timings = json.loads(read_text_limited(path, "timings", 64 * MiB))
-    except json.JSONDecodeError as exc:
-        raise HwnasError(f"timings {path}: not JSON ({exc.msg}); delete it to time afresh"
-                         ) from None  # fmt: skip
+    timings = read_json_limited(path, "timings", 64 * MiB)
     if not isinstance(timings, dict) or not all(
         isinstance(v, int | float) and not isinstance(v, bool) for v in timings.values()
     ):

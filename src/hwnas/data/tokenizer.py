@@ -12,8 +12,8 @@ tokenizer merges, splits or trims.
 
 from __future__ import annotations
 
+import functools
 import hashlib
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from hwnas.errors import HwnasError, one_line
-from hwnas.files import read_text_limited
+from hwnas.files import read_json_limited, read_text_limited
 
 TOKENIZER_FILE = "tokenizer.json"
 MAX_TOKENIZER_BYTES = 512 << 20
@@ -124,7 +124,8 @@ def folder_tokenizer(folder: Path) -> Path | None:
 def load_tokenizer(path: str | Path) -> Tokenizer:
     """The tokenizer of ``path``: a ``tokenizer.json``, or a model folder holding one. In a
     folder whose ``config.json`` names a larger ``vocab_size`` (a vocabulary padded for
-    speed), the ids run up to that."""
+    speed), the ids run up to that. A run asks for it when its config is checked and again
+    when the text loads: the files are read and parsed once while they stay unchanged."""
     path = Path(path).expanduser()
     where = f"tokenizer {path}"
     if not path.exists():
@@ -133,6 +134,23 @@ def load_tokenizer(path: str | Path) -> Tokenizer:
     if path.is_dir() and not file.is_file():
         folder_tokenizer(path)  # a slow tokenizer's files: say so
         raise HwnasError(f"{where}: the folder has no {TOKENIZER_FILE}")
+    config = path / "config.json" if path.is_dir() else None
+    return _parsed(file, config, _stamp(file), _stamp(config))
+
+
+def _stamp(path: Path | None) -> tuple[int, int] | None:
+    """What tells a file changed (modification time, size); None when there is none."""
+    if path is None or not path.is_file():
+        return None
+    status = path.stat()
+    return status.st_mtime_ns, status.st_size
+
+
+@functools.lru_cache(maxsize=8)
+def _parsed(file: Path, config: Path | None, *stamps: tuple[int, int] | None) -> Tokenizer:
+    """``load_tokenizer``'s reading and parsing; ``stamps`` key the cache to the files'
+    versions."""
+    where = f"tokenizer {file}"
     try:
         from tokenizers import Tokenizer as Backend
     except ImportError:
@@ -146,23 +164,18 @@ def load_tokenizer(path: str | Path) -> Tokenizer:
     vocab_size = backend.get_vocab_size(with_added_tokens=True)
     if vocab_size < 1:
         raise HwnasError(f"tokenizer {file}: has no tokens")
-    padded = _config_vocab(path) if path.is_dir() else None
+    padded = _config_vocab(config) if config is not None else None
     if padded is not None and padded < vocab_size:
         raise HwnasError(f"tokenizer {file}: has {vocab_size} tokens, more than the "
-                         f"vocab_size {padded} of {path / 'config.json'}")  # fmt: skip
+                         f"vocab_size {padded} of {config}")  # fmt: skip
     sha256 = hashlib.sha256(text.encode()).hexdigest()
     return Tokenizer(file, padded or vocab_size, sha256, backend)
 
 
-def _config_vocab(folder: Path) -> int | None:
+def _config_vocab(config: Path) -> int | None:
     """The ``vocab_size`` a model folder's ``config.json`` gives, if it gives one."""
-    config = folder / "config.json"
     if not config.is_file():
         return None
-    try:
-        raw = json.loads(read_text_limited(config, "model config", 64 << 20))
-    except json.JSONDecodeError as exc:
-        raise HwnasError(f"model config {config}: not JSON ({exc.msg} at line {exc.lineno})"
-                         ) from None  # fmt: skip
+    raw = read_json_limited(config, "model config", 64 << 20)
     value = raw.get("vocab_size") if isinstance(raw, dict) else None
     return value if type(value) is int and value > 0 else None

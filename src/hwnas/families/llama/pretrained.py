@@ -13,7 +13,6 @@ Every bad input is a one-line ``HwnasError`` naming the file and what is wrong w
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from contextlib import ExitStack
 from pathlib import Path
@@ -24,7 +23,7 @@ from safetensors import safe_open
 
 from hwnas.errors import HwnasError, KeyedError, one_line
 from hwnas.families.llama.config import LlamaConfig
-from hwnas.files import read_text_limited
+from hwnas.files import read_json_limited
 
 if TYPE_CHECKING:
     from hwnas.families.llama.network import ElasticLlama
@@ -75,11 +74,7 @@ def read_config(
     """The family config of ``folder/config.json``; ``context`` and ``overrides`` as in
     ``load_llama``."""
     path = folder / CONFIG
-    try:
-        raw = json.loads(read_text_limited(path, "llama config", MAX_JSON_BYTES))
-    except json.JSONDecodeError as exc:
-        where = f"llama config {path}"
-        raise HwnasError(f"{where}: not JSON ({exc.msg} at line {exc.lineno})") from None
+    raw = read_json_limited(path, "llama config", MAX_JSON_BYTES)
     if not isinstance(raw, dict):
         raise HwnasError(f"llama config {path}: expected a JSON object")
     values = _dense_shape(raw, path)
@@ -196,10 +191,7 @@ def _locate(folder: Path) -> tuple[Path, dict[str, Path] | None]:
     index, single = folder / INDEX, folder / WEIGHTS
     if index.exists():
         where = f"safetensors index {index}"
-        try:
-            raw = json.loads(read_text_limited(index, "safetensors index", MAX_JSON_BYTES))
-        except json.JSONDecodeError as exc:
-            raise HwnasError(f"{where}: not JSON ({exc.msg} at line {exc.lineno})") from None
+        raw = read_json_limited(index, "safetensors index", MAX_JSON_BYTES)
         shards = raw.get("weight_map") if isinstance(raw, dict) else None
         if not isinstance(shards, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in shards.items()
