@@ -89,6 +89,18 @@ def test_table_counts_the_call_overhead_once():
     assert all(v > 0 for v in built.entries.values()) and noise["rounds"] == 2
 
 
+def test_table_overhead_never_exceeds_a_layer(monkeypatch):
+    """One noisy round can time the one-op model slower than a tiny layer; the table must
+    still never estimate a network at zero or below (the profile's predictor takes a log)."""
+    model = tiny_model()
+    schedule = model.layer_schedule(model.teacher_arch())[:3]
+    noisy = np.array([[0.010, 0.012, 0.015, 0.040]])  # three layers, then the one-op model
+    monkeypatch.setattr("hwnas.hardware.table.time_rounds", lambda *a, **k: noisy)
+    table, _ = build_table(schedule, model.layer_module, FAST, rounds=1)
+    assert table.overhead_ms == pytest.approx(0.010)
+    assert table.predict(schedule) == pytest.approx(0.017)
+
+
 def test_predictor_learns_a_multiplicative_correction_and_round_trips():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(120, 4))
@@ -147,6 +159,7 @@ def _broken(raw, change):
         (lambda r: r["supernet"]["config"].update(widths=[8, 8, 8, 8]), "fingerprint"),
         (lambda r: r["table"]["entries"].update({"stem()@1x16x16": -1.0}), "not a positive"),
         (lambda r: r.update(version=True), "format version True"),
+        (lambda r: r["table"].update(overhead_ms=1e9), "below overhead_ms"),
         (
             lambda r: r.update(precision={"precisions": ["int8", "fp32"], "block_size": 32}),
             "fp32 first",

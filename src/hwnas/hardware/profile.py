@@ -110,6 +110,13 @@ class _Table(_Strict):
             raise ValueError(f"entry {bad!r} is not a positive time")
         return entries
 
+    @model_validator(mode="after")
+    def _overhead_within_entries(self) -> _Table:
+        below = next((k for k, v in self.entries.items() if v < self.overhead_ms), None)
+        if below is not None:
+            raise ValueError(f"entry {below!r} is below overhead_ms, which every entry holds")
+        return self
+
 
 class _Predictor(_Strict):
     kind: Literal["ridge-log-ratio"]

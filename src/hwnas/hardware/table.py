@@ -64,8 +64,12 @@ def build_table(
     task.close()
     medians = np.median(timings, axis=0)
     deviation = np.median(np.abs(timings - medians) / medians, axis=0)[:-1]
+    # A layer's timing holds the call overhead, so the overhead is at most the cheapest
+    # layer's: on a noisy machine with few rounds the one-op model can time slower than a
+    # tiny layer, and a negative layer cost would let a sum fall to zero or below.
+    overhead = min(float(medians[-1]), float(medians[:-1].min()))
     table = LatencyTable(
-        float(medians[-1]),
+        overhead,
         {layer.key: float(ms) for layer, ms in zip(layers, medians[:-1], strict=True)},
     )
     noise = {
