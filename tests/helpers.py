@@ -6,6 +6,7 @@ import contextlib
 import csv
 import io
 import itertools
+import os
 import signal
 import subprocess
 import sys
@@ -178,3 +179,35 @@ ODD_CONFIG = MobileNetConfig(
     resolutions=(17, 32),
     se_reduction=8,
 )
+
+
+class _ToyMetrics:
+    """Some of the toy table's metrics, ``delay_s`` late; ``die_once``: a marker file whose
+    absence makes the first evaluation anywhere kill its own process (a worker lost
+    mid-task), after creating it."""
+
+    def __init__(self, bench: TableBenchmark, names: tuple[str, ...], delay_s: float,
+                 die_once: str | None) -> None:  # fmt: skip
+        self.bench, self.metrics, self.delay_s, self.die_once = bench, names, delay_s, die_once
+
+    def evaluate(self, arch):
+        if self.die_once is not None and not Path(self.die_once).exists():
+            Path(self.die_once).touch()
+            os.kill(os.getpid(), signal.SIGKILL)
+        time.sleep(self.delay_s)
+        return {n: v for n, v in self.bench.evaluate(arch).items() if n in self.metrics}
+
+
+def toy_workload(context):
+    """The ``helpers:toy_workload`` workload: the toy table as one evaluator (``split``
+    false) or as ``quality`` (acc) and ``latency`` (lat), as a device-timed run has them."""
+    from hwnas.execute import SINGLE_PART
+    from hwnas.execute.base import Built
+
+    bench = toy_bench()
+    delay, die = float(context.get("delay_s", 0)), context.get("die_once")
+    if not context.get("split"):
+        return Built(bench.space, {SINGLE_PART.name: _ToyMetrics(bench, ("acc", "lat"), delay,
+                                                                  die)})  # fmt: skip
+    return Built(bench.space, {"quality": _ToyMetrics(bench, ("acc",), delay, die),
+                               "latency": _ToyMetrics(bench, ("lat",), delay, None)})  # fmt: skip

@@ -182,6 +182,16 @@ ConstraintOption = Annotated[
 ]
 
 
+WorkersOption = Annotated[
+    int | None,
+    typer.Option(min=1, max=4096, help="Evaluate on N local worker processes (default 1)."),
+]
+SchedulerOption = Annotated[
+    str | None,
+    typer.Option(help="Evaluate on the Dask cluster at tcp://HOST:PORT (workers: hwnas worker)."),
+]
+
+
 def _settings(config: Path | None, changes: dict[str, Any]):
     """The config file with command-line options laid over it (validated again)."""
     from hwnas.config import load_config, with_overrides
@@ -207,6 +217,8 @@ def run_command(
     ] = None,
     objective: ObjectiveOption = None,
     constraint: ConstraintOption = None,
+    workers: WorkersOption = None,
+    scheduler: SchedulerOption = None,
 ) -> None:
     """The main job: train the super-network, search it, export the chosen sub-networks.
 
@@ -218,7 +230,8 @@ def run_command(
     settings = _settings(config, {
         "search.searcher": searcher, "search.budget": budget, "seed": seed,
         "train.epochs": epochs, "latency.source": latency, "search.objectives": objective,
-        "search.constraints": constraint,
+        "search.constraints": constraint, "execution.workers": workers,
+        "execution.scheduler": scheduler,
     })  # fmt: skip
     with RichProgress() as progress:
         summary = run_job(settings, out, resume, progress, command=_command_line(ctx))
@@ -241,6 +254,8 @@ def instatune_command(
     budget: Annotated[int | None, typer.Option(help="Sub-networks to evaluate.")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of everything random.")] = None,
     epochs: Annotated[int | None, typer.Option(help="Fine-tuning epochs.")] = None,
+    workers: WorkersOption = None,
+    scheduler: SchedulerOption = None,
 ) -> None:
     """Make a trained dense model elastic while fine-tuning it (InstaTune), then search and
     export as hwnas run does: heads, neurons and channels sorted by their activations on
@@ -251,7 +266,10 @@ def instatune_command(
     from hwnas.console import RichProgress, print_run
     from hwnas.run import run_job
 
-    settings = _settings(config, {"search.budget": budget, "seed": seed, "train.epochs": epochs})
+    settings = _settings(config, {
+        "search.budget": budget, "seed": seed, "train.epochs": epochs,
+        "execution.workers": workers, "execution.scheduler": scheduler,
+    })  # fmt: skip
     with RichProgress() as progress:
         summary = run_job(settings, out, resume, progress, command=_command_line(ctx),
                           dense=model)  # fmt: skip
@@ -344,6 +362,23 @@ def config_show(config: ConfigFile = None) -> None:
 
     raw = load_config(config).model_dump(mode="json")
     print(yaml.safe_dump(raw, sort_keys=False), end="")
+
+
+@app.command("worker")
+def worker_command(
+    scheduler: Annotated[str, typer.Option(help="The run's Dask scheduler, tcp://HOST:PORT.")],
+    device: Annotated[
+        str | None,
+        typer.Option(help="Take only the latency jobs of this device (latency.device NAME)."),
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="How the store names this worker.")] = None,
+) -> None:
+    """Serve a run's evaluations from this machine until stopped (Ctrl-C): with --device,
+    only the latency jobs meant for that device, timed with nothing else running here;
+    without, every other job. Needs hwnas installed and the run's data paths valid here."""
+    from hwnas.execute.dask import serve
+
+    serve(scheduler, device, name)
 
 
 @app.command("metrics")

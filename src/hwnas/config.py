@@ -141,6 +141,10 @@ class LatencyConfig(LatencySettings):
     """
 
     source: str = "measured"
+    device: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+        description="measured on the workers of hwnas worker --device NAME",
+    )  # fmt: skip
 
     @model_validator(mode="after")
     def _known_source(self) -> LatencyConfig:
@@ -148,10 +152,12 @@ class LatencyConfig(LatencySettings):
             self.source.startswith("profile:") and len(self.source) > len("profile:")
         ):
             raise ValueError(f"source {self.source!r}: expected measured or profile:FILE")
+        if self.device is not None and self.source != "measured":
+            raise ValueError("device: only measured latency is timed on a device's workers")
         return self
 
     def settings(self) -> LatencySettings:
-        return LatencySettings(**self.model_dump(exclude={"source"}))
+        return LatencySettings(**self.model_dump(exclude={"source", "device"}))
 
 
 class QuantizeConfig(_Strict):
@@ -262,6 +268,27 @@ def parse_constraint(spec: str) -> tuple[str, str, float]:
     raise HwnasError(f"constraint {spec!r}: expected NAME <= LIMIT or NAME >= LIMIT")
 
 
+class ExecutionConfig(_Strict):
+    """Where evaluations run. Not part of a run's identity: a killed run may resume with
+    more or fewer workers (exactly only with the same number of jobs in flight, which
+    decides when the searcher is asked; ``hwnas.study``).
+
+    ``workers`` above 1 starts that many local worker processes (``pool``: the standard
+    library's, or a local Dask cluster); ``scheduler`` runs on a Dask cluster instead, its
+    workers started with ``hwnas worker``. Workers rebuild the run from its config and
+    checkpoint, so the data paths must be valid on each of them."""
+
+    workers: int = Field(1, ge=1, le=4096)
+    scheduler: str | None = Field(None, pattern=r"^(tcp|tls|ws|wss|inproc)://\S{1,200}$")
+    pool: Literal["process", "dask"] = "process"
+    in_flight: int | None = Field(None, ge=1, le=100_000, description="default: the workers")
+    tell_order: Literal["asked", "arrival"] = "asked"
+
+    @property
+    def parallel(self) -> bool:
+        return self.workers > 1 or self.scheduler is not None
+
+
 class RunConfig(_Strict):
     seed: int = Field(0, ge=0, le=2**32 - 1, description="numpy and torch take 32-bit seeds")
     data: DataConfig = Field(default_factory=DataConfig)
@@ -270,6 +297,7 @@ class RunConfig(_Strict):
     search: SearchConfig = Field(default_factory=SearchConfig)
     latency: LatencyConfig = Field(default_factory=LatencyConfig)
     quantize: QuantizeConfig = Field(default_factory=QuantizeConfig)
+    execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
 
     @model_validator(mode="after")
     def _supernet_fits_the_data(self) -> RunConfig:
@@ -301,6 +329,19 @@ class RunConfig(_Strict):
             raise HwnasError("quantize.precisions: quantized models run on ONNX Runtime "
                              "(latency.backend: onnxruntime)")  # fmt: skip
         return self
+
+    @model_validator(mode="after")
+    def _a_device_has_its_workers(self) -> RunConfig:
+        if self.latency.device is not None and self.execution.scheduler is None:
+            raise HwnasError(f"latency.device: {self.latency.device} is timed by its own Dask "
+                             "workers (hwnas worker --device); set execution.scheduler "
+                             "(--scheduler) to their scheduler")  # fmt: skip
+        return self
+
+    def identity(self) -> dict[str, Any]:
+        """What decides a run's results, and so must match for it to resume: everything
+        but where its evaluations run."""
+        return self.model_dump(mode="json", exclude={"execution"})
 
 
 def load_config(path: str | Path | None) -> RunConfig:

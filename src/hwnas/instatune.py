@@ -80,7 +80,7 @@ def start_from_dense(
     builds its own network, ``overrides`` choosing the space) and sort it by importance on
     ``calibration`` (inputs of the task's calibration split)."""
     if path.is_dir():
-        model = _pretrained(path, model, overrides)
+        model = pretrained_network(path, model, overrides)
         digest, trained_dense = folder_digest(path), True
     else:
         meta = load_checkpoint(path, model)
@@ -100,7 +100,7 @@ def start_from_dense(
     return DenseStart(model, teacher, {"instatune": digest}, info)
 
 
-def _pretrained(folder: Path, model: Family, overrides: Mapping[str, Any] | None) -> Family:
+def pretrained_network(folder: Path, model: Family, overrides: Mapping[str, Any] | None) -> Family:
     """The family's network of ``folder``, checked to take the task's inputs as ``model``
     (built for the task) does."""
     spec = model.input_spec()

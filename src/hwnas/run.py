@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,19 +19,20 @@ import numpy as np
 import torch
 
 from hwnas import __version__
-from hwnas.config import RunConfig
+from hwnas.config import RunConfig, validated
 from hwnas.errors import HwnasError
 from hwnas.evaluate.base import Evaluator
-from hwnas.evaluate.combined import Combined
 from hwnas.evaluate.context import EvaluationContext, EvaluationPlan
 from hwnas.evaluate.latency import ProfiledLatency
 from hwnas.evaluate.quality import recalibrate_batchnorm
 from hwnas.evaluate.registry import create_evaluators, describe_metrics, metric_names
+from hwnas.execute import Executor, Part, SerialExecutor, Workload, make_executor
+from hwnas.execute.base import Built
 from hwnas.export import export_subnet, write_model
-from hwnas.families import build_family, family_type
+from hwnas.families import build_family, family_type, load_checkpoint
 from hwnas.families.base import Family
 from hwnas.files import make_out, run_lock, write_atomic
-from hwnas.instatune import DenseStart, config_for_dense, start_from_dense
+from hwnas.instatune import DenseStart, config_for_dense, pretrained_network, start_from_dense
 from hwnas.pareto import Objective, objective_matrix
 from hwnas.precision import DeployedModel, PrecisionPolicy
 from hwnas.progress import Progress, SilentProgress
@@ -136,6 +138,8 @@ def _train(trainer: SandwichTrainer, out: Path, progress: Progress) -> list:
     if checkpoint.exists():
         trainer.restore(checkpoint)
     history = trainer.fit(progress, checkpoint)
+    if not checkpoint.exists():  # no epoch to train: the weights searched are written still,
+        trainer.save(checkpoint)  # for workers to load
     trainer.model.eval()
     return history
 
@@ -192,22 +196,68 @@ def _evaluators(
     return create_evaluators(context)
 
 
+def parts(config: RunConfig, evaluators: Sequence[str]) -> tuple[Part, ...]:
+    """How each arch's evaluation is split into jobs: one, unless latency is timed on a
+    named device, whose workers then take the latency jobs and nothing else."""
+    device = config.latency.device
+    if device is None or "latency" not in evaluators:
+        return (Part(tuple(evaluators)),)
+    anywhere = tuple(name for name in evaluators if name != "latency")
+    return (Part(anywhere), Part(("latency",), device))
+
+
+def workload(config: RunConfig, out: Path, dense: Path | None) -> Workload:
+    """What a worker needs to rebuild this run's evaluators (``worker_evaluators``)."""
+    context = {"config": config.model_dump(mode="json"), "checkpoint": str(out / CHECKPOINT),
+               "dense": None if dense is None else str(dense)}  # fmt: skip
+    return Workload("run", context)
+
+
+def worker_evaluators(context: Mapping[str, Any]) -> Built:
+    """A run's evaluators rebuilt on a worker: the task's data read, the super-network
+    built as the driver built it and loaded from the run's checkpoint (whose header check
+    refuses weights of another space), the calibration inputs drawn with the same seed."""
+    torch.set_num_threads(1)  # a worker is one of several on its machine
+    config = validated(dict(context["config"]))
+    task, model = prepare(config)
+    dense = context.get("dense")
+    if dense is not None and Path(dense).is_dir():  # the network of a pretrained folder
+        model = pretrained_network(Path(dense), model, config.supernet.overrides)
+    load_checkpoint(context["checkpoint"], model)
+    model.eval()
+    calibration = task.calibration_inputs(config.search.calibration_images, config.seed)
+    policy = _policy(config, model, calibration)
+    space = policy.space if policy else model.space()
+    return Built(space, _evaluators(config, task, model, calibration, policy))
+
+
+def _executor(config: RunConfig, evaluators: dict[str, Evaluator], space: Space,
+              out: Path, dense: Path | None) -> Executor:  # fmt: skip
+    run = config.execution
+    if not run.parallel:
+        return SerialExecutor(space, evaluators)
+    return make_executor(workload(config, out, dense), run.workers, run.scheduler, run.pool,
+                         run.in_flight)  # fmt: skip
+
+
 def _search(
-    plan: Plan, space: Space, evaluator: Evaluator, searcher: Searcher, latency: Evaluator,
-    out: Path, progress: Progress,
+    plan: Plan, space: Space, executor: Executor, evaluators: Sequence[str],
+    searcher: Searcher, latency: Evaluator, out: Path, progress: Progress,
 ) -> tuple[Study, list[Evaluation]]:  # fmt: skip
     config = plan.config
     with Store(out / "run.sqlite") as store:
         study = Study(
             space=space,
-            evaluator=evaluator,
+            executor=executor,
+            parts=parts(config, evaluators),
+            tell_order=config.execution.tell_order,
             objectives=plan.objectives,
             searcher=searcher,
             store=store,
             run_id=RUN_ID,
             budget=config.search.budget,
             retries=config.search.retries,
-            config={**config.model_dump(mode="json"), "latency_from": latency.identity()},
+            config={**config.identity(), "latency_from": latency.identity()},
             progress=progress,
         )
         return study, study.optimize()
@@ -340,17 +390,21 @@ def _run(
         )  # fmt: skip
     except HwnasError as exc:
         raise HwnasError(f"search.options: {exc}") from None
-    make_out(out)
-    timings["data"] = time.perf_counter() - started
+    executor = _executor(config, evaluators, space, out, dense)  # a scheduler, reached now
+    try:
+        make_out(out)
+        timings["data"] = time.perf_counter() - started
 
-    started = time.perf_counter()
-    history = _train(trainer, out, progress)
-    timings["train"] = time.perf_counter() - started
+        started = time.perf_counter()
+        history = _train(trainer, out, progress)
+        timings["train"] = time.perf_counter() - started
 
-    started = time.perf_counter()
-    combined = Combined(list(evaluators.values()))
-    study, evaluations = _search(plan, space, combined, searcher, latency, out, progress)
-    timings["search"] = time.perf_counter() - started
+        started = time.perf_counter()
+        study, evaluations = _search(plan, space, executor, list(evaluators), searcher,
+                                     latency, out, progress)  # fmt: skip
+        timings["search"] = time.perf_counter() - started
+    finally:
+        executor.close()
 
     started = time.perf_counter()
     front = front_of(evaluations, plan.objectives, plan.constraints)

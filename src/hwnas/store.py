@@ -44,16 +44,19 @@ _JOBS = """
 CREATE TABLE IF NOT EXISTS jobs (
     run_id TEXT NOT NULL,
     arch_key TEXT NOT NULL,
+    part TEXT NOT NULL,
     attempt INTEGER NOT NULL,
     state TEXT NOT NULL,
     worker TEXT NOT NULL,
     error TEXT,
     updated_at REAL NOT NULL,
-    PRIMARY KEY (run_id, arch_key, attempt)
+    PRIMARY KEY (run_id, arch_key, part, attempt)
 );
 """
-"""Every attempt at evaluating an arch and where it stands (``JOB_STATES``), committed as it
-changes; added to a store the first time a job is recorded, so older stores stay readable."""
+"""Every attempt at a job (one part of an arch's evaluation: its evaluators, run by one
+worker) and where it stands (``JOB_STATES``), committed as it changes: which worker
+measured what. Added to a store the first time a job is recorded, so older stores stay
+readable."""
 JOB_STATES = ("pending", "running", "done", "failed")
 _COLUMNS = "run_id, seq, arch_key, arch, metrics, error, wall_time_s, started_at, finished_at"
 
@@ -231,18 +234,18 @@ class Store:
         ).fetchall()
         return [_evaluation(row, self.path) for row in rows]
 
-    def job(self, run_id: str, arch_key: str, attempt: int, state: str, worker: str,
-            error: str | None = None) -> None:  # fmt: skip
-        """Record attempt ``attempt`` (from 1) at evaluating ``arch_key`` as ``state``,
-        committed before returning."""
+    def job(self, run_id: str, arch_key: str, part: str, attempt: int, state: str,
+            worker: str, error: str | None = None) -> None:  # fmt: skip
+        """Record attempt ``attempt`` (from 1) at the job ``part`` of ``arch_key`` as
+        ``state``, committed before returning."""
         if state not in JOB_STATES:
             raise ValueError(f"job state {state!r} is not one of {JOB_STATES}")
         if not self._jobs_table:
             self._conn.executescript(_JOBS)
             self._jobs_table = True
         self._conn.execute(
-            "INSERT OR REPLACE INTO jobs VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (run_id, arch_key, attempt, state, worker, error, time.time()),
+            "INSERT OR REPLACE INTO jobs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (run_id, arch_key, part, attempt, state, worker, error, time.time()),
         )
 
     def jobs(self, run_id: str) -> list[dict[str, Any]]:
@@ -250,26 +253,34 @@ class Store:
         if not self._jobs_table:
             return []
         rows = self._query(
-            "SELECT arch_key, attempt, state, worker, error FROM jobs WHERE run_id = ? "
-            "ORDER BY updated_at, arch_key, attempt", (run_id,)
+            "SELECT arch_key, part, attempt, state, worker, error FROM jobs WHERE run_id = ? "
+            "ORDER BY updated_at, arch_key, part, attempt", (run_id,)
         ).fetchall()  # fmt: skip
-        names = ("arch_key", "attempt", "state", "worker", "error")
+        names = ("arch_key", "part", "attempt", "state", "worker", "error")
         return [dict(zip(names, row, strict=True)) for row in rows]
 
-    def attempts(self, run_id: str) -> dict[str, int]:
-        """How many attempts each arch of the run has had (an attempt cut short by a kill
-        included)."""
+    def attempts(self, run_id: str) -> dict[tuple[str, str], int]:
+        """How many attempts each job (arch key, part) of the run has had (an attempt cut
+        short by a kill included)."""
         if not self._jobs_table:
             return {}
         rows = self._query(
-            "SELECT arch_key, MAX(attempt) FROM jobs WHERE run_id = ? GROUP BY arch_key",
-            (run_id,),
-        ).fetchall()
-        bad = [key for key, n in rows if not isinstance(key, str) or not isinstance(n, int)]
-        if bad:
+            "SELECT arch_key, part, MAX(attempt) FROM jobs WHERE run_id = ? "
+            "GROUP BY arch_key, part", (run_id,),
+        ).fetchall()  # fmt: skip
+        if any(not (isinstance(k, str) and isinstance(p, str) and isinstance(n, int))
+               for k, p, n in rows):  # fmt: skip
             raise HwnasError(f"{self.path}: damaged run store: a job of run {run_id!r} has a "
                              "field of the wrong type")  # fmt: skip
-        return dict(rows)
+        return {(key, part): n for key, part, n in rows}
+
+    def measured_by(self, run_id: str) -> dict[str, dict[str, str]]:
+        """Which worker did each arch's final job of each part: ``{key: {part: worker}}``."""
+        measured: dict[str, dict[str, str]] = {}
+        for job in self.jobs(run_id):
+            if job["state"] in ("done", "failed"):
+                measured.setdefault(job["arch_key"], {})[job["part"]] = job["worker"]
+        return measured
 
     def count(self, run_id: str) -> int:
         (n,) = self._query(

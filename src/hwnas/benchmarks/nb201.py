@@ -6,12 +6,17 @@ space has 5^6 = 15,625 cells. Data comes from the user's copy of ``nb201_acc_lat
 
 from __future__ import annotations
 
+import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from hwnas.benchmarks.table import TableBenchmark, read_csv
 from hwnas.errors import HwnasError
+from hwnas.execute.base import SINGLE_PART, Built
+from hwnas.space import Arch
 
 OPERATIONS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 EDGES = ((0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3))
@@ -104,3 +109,24 @@ def load_nb201(
         encoder=cell_features,
         options={edge: OPERATIONS for edge in EDGE_NAMES},
     )
+
+
+class _Delayed:
+    """The table's answer after ``delay_s``: an evaluation's cost stood in for, so executors
+    are measured on a table as they would be on real work."""
+
+    def __init__(self, table: TableBenchmark, delay_s: float) -> None:
+        self.table, self.delay_s, self.metrics = table, delay_s, table.metrics
+
+    def evaluate(self, arch: Arch) -> dict[str, float]:
+        time.sleep(self.delay_s)
+        return self.table.evaluate(arch)
+
+
+def worker_evaluators(context: Mapping[str, Any]) -> Built:
+    """The ``nb201`` workload on a worker: ``path``, ``dataset``, ``device`` as for
+    ``load_nb201``; ``delay_s`` (default 0) seconds added to each evaluation."""
+    table = load_nb201(context["path"], context.get("dataset", "cifar10"),
+                       context.get("device", "pixel3"))  # fmt: skip
+    delay = float(context.get("delay_s", 0.0))
+    return Built(table.space, {SINGLE_PART.name: _Delayed(table, delay) if delay else table})

@@ -5,8 +5,10 @@ from simulated binary crossover and polynomial mutation with rounding on the opt
 genome, pymoo's stock operators for integer problems. Ordered option indices give these
 operators a sense of "nearby" that uniform operators lack. An offspring already evaluated or
 pending is discarded, so every evaluation is new. Survival keeps the best
-``population_size`` of parents and offspring. Limits on objectives and ``constraints`` count
-through the violation: a feasible arch always ranks ahead of a violating one.
+``population_size`` of parents and a generation of offspring; asked before a generation is
+all told (evaluations in parallel), it breeds from the last population. Limits on
+objectives and ``constraints`` count through the violation: a feasible arch always ranks
+ahead of a violating one.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ class NSGA2(Searcher):
         self._crossover = SBX(prob=0.9, eta=crossover_eta, vtype=float, repair=RoundingRepair())
         self._mutation = PM(eta=mutation_eta, vtype=float, repair=RoundingRepair())
         self.population = np.zeros(0, dtype=int)
+        self._told_offspring: list[int] = []
 
     def _propose(self, n: int) -> list[Arch]:
         if len(self.population) < 2:
@@ -70,5 +73,12 @@ class NSGA2(Searcher):
         return self.space.from_indices(children.get("X").astype(int))
 
     def _after_tell(self, new: list[int]) -> None:
-        pool = np.concatenate([self.population, np.asarray(new, dtype=int)])
-        self.population = self.best_first(pool)[: self.population_size]
+        """Survival once a generation's worth of offspring is told (all of the first
+        population at once), however the results arrive: told one by one, out of order
+        or as a batch, the same results give the same population."""
+        self._told_offspring.extend(new)
+        filling = len(self.population) + len(self._told_offspring) <= self.population_size
+        if filling or len(self._told_offspring) >= self.population_size:
+            pool = np.concatenate([self.population, np.asarray(self._told_offspring, int)])
+            self.population = self.best_first(pool)[: self.population_size]
+            self._told_offspring = []
