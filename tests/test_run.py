@@ -56,6 +56,11 @@ def tiny_config(tmp_path, budget=6):
         ("search: {options: {magic: 1}}", "search.options: searcher 'linas': bad option"),
         ("data: {name: mnist}", "data.name"),
         ("train: [1, 2", "not valid YAML"),
+        ("latency: {device: board}", "latency.device: board is timed by its own Dask workers"),
+        ("latency: {device: 'a b'}", "latency.device"),
+        ("execution: {workers: 0}", "execution.workers"),
+        ("execution: {scheduler: 'localhost:8786'}", "execution.scheduler"),
+        ("execution: {tell_order: random}", "execution.tell_order"),
     ],
 )
 def test_config_errors_are_one_line_exit_2_and_write_nothing(tmp_path, text, fragment):
@@ -407,3 +412,36 @@ def test_a_refused_run_removes_the_folder_it_made_and_nothing_else(tmp_path):
         with pytest.raises(HwnasError, match="bad input"), run_lock(out):
             raise HwnasError("bad input")
     assert not fresh.exists() and kept.is_dir()
+
+
+def test_an_unreachable_scheduler_is_one_line_before_any_training(tmp_path, monkeypatch):
+    monkeypatch.setattr("hwnas.execute.dask.CONNECT_TIMEOUT_S", 1)
+    out = tmp_path / "out"
+    r = cli("run", "--config", tiny_config(tmp_path), "--out", out,
+            "--scheduler", "tcp://127.0.0.1:1")  # fmt: skip
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.count("\n") == 1 and "scheduler tcp://127.0.0.1:1: cannot connect" in r.stderr
+    assert not out.exists()
+
+
+def test_a_run_on_worker_processes_evaluates_each_arch_once_on_both(tmp_path):
+    """``--workers 2``: the super-network trained here, then searched by two worker processes
+    that each rebuild it from the run's config and checkpoint; a sub-network's accuracy is
+    the same wherever it is measured."""
+    out = tmp_path / "out"
+    r = hwnas("run", "--config", tiny_config(tmp_path, budget=4), "--out", out,
+              "--workers", 2)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    with Store(out / "run.sqlite") as store:
+        done = store.evaluations("main")
+        jobs = store.jobs("main")
+    assert len({e.arch_key for e in done}) == len(done) == 4
+    assert len({j["worker"] for j in jobs}) == 2 and all(j["state"] == "done" for j in jobs)
+    here = tmp_path / "serial"
+    r = hwnas("run", "--config", tiny_config(tmp_path, budget=2), "--out", here)
+    assert r.returncode == 0, r.stderr
+    with Store(here / "run.sqlite") as store:
+        serial = {e.arch_key: e.metrics for e in store.evaluations("main")}
+    common = [e for e in done if e.arch_key in serial]  # LINAS's first random pair
+    assert len(common) == 2
+    assert all(e.metrics["accuracy"] == serial[e.arch_key]["accuracy"] for e in common)

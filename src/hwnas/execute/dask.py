@@ -20,6 +20,7 @@ from hwnas.execute.base import Job, Outcome, Workload, lost, perform_remote, wor
 
 DEVICE_PREFIX = "hwnas-device-"
 ANY_WORKER = "hwnas-any"
+CONNECT_TIMEOUT_S = 20
 
 
 def _distributed() -> Any:
@@ -65,7 +66,7 @@ class DaskExecutor:
                     resources=worker_resources(None), dashboard_address=None,
                 )  # fmt: skip
                 address = self._cluster.scheduler_address
-            self._client = distributed.Client(address, timeout="20s")
+            self._client = distributed.Client(address, timeout=f"{CONNECT_TIMEOUT_S}s")
         except (OSError, TimeoutError) as exc:
             self.close()
             raise HwnasError(f"scheduler {address}: cannot connect ({one_line(exc)})") from None
