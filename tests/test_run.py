@@ -437,6 +437,8 @@ def test_a_run_on_worker_processes_evaluates_each_arch_once_on_both(tmp_path):
         jobs = store.jobs("main")
     assert len({e.arch_key for e in done}) == len(done) == 4
     assert len({j["worker"] for j in jobs}) == 2 and all(j["state"] == "done" for j in jobs)
+    by_worker = json.loads((out / "summary.json").read_text())["jobs_done_by_worker"]
+    assert len(by_worker) == 2 and sum(n for w in by_worker.values() for n in w.values()) == 4
     here = tmp_path / "serial"
     r = hwnas("run", "--config", tiny_config(tmp_path, budget=2), "--out", here)
     assert r.returncode == 0, r.stderr

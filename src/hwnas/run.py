@@ -8,6 +8,7 @@ written, and before the minutes of training start.
 
 from __future__ import annotations
 
+import collections
 import functools
 import time
 from collections.abc import Mapping, Sequence
@@ -243,7 +244,8 @@ def _executor(config: RunConfig, evaluators: dict[str, Evaluator], space: Space,
 def _search(
     plan: Plan, space: Space, executor: Executor, evaluators: Sequence[str],
     searcher: Searcher, latency: Evaluator, out: Path, progress: Progress,
-) -> tuple[Study, list[Evaluation]]:  # fmt: skip
+) -> tuple[Study, list[Evaluation], dict[str, dict[str, int]]]:  # fmt: skip
+    """The search; with its study and evaluations, the jobs each worker did, by part."""
     config = plan.config
     with Store(out / "run.sqlite") as store:
         study = Study(
@@ -260,7 +262,14 @@ def _search(
             config={**config.identity(), "latency_from": latency.identity()},
             progress=progress,
         )
-        return study, study.optimize()
+        evaluations = study.optimize()
+        done = collections.Counter(
+            (j["worker"], j["part"]) for j in store.jobs(RUN_ID) if j["state"] == "done"
+        )
+    by_worker: dict[str, dict[str, int]] = {}
+    for (worker, part), n in sorted(done.items()):
+        by_worker.setdefault(worker, {})[part] = n
+    return study, evaluations, by_worker
 
 
 # -- export ------------------------------------------------------------------------------
@@ -400,8 +409,8 @@ def _run(
         timings["train"] = time.perf_counter() - started
 
         started = time.perf_counter()
-        study, evaluations = _search(plan, space, executor, list(evaluators), searcher,
-                                     latency, out, progress)  # fmt: skip
+        study, evaluations, by_worker = _search(plan, space, executor, list(evaluators),
+                                                searcher, latency, out, progress)  # fmt: skip
         timings["search"] = time.perf_counter() - started
     finally:
         executor.close()
@@ -437,6 +446,7 @@ def _run(
         **({"instatune": start.info} if start else {}),
         "time_seconds": {**timings, "total": sum(timings.values())},
         "searcher_seconds_per_candidate": study.seconds_per_candidate,
+        "jobs_done_by_worker": by_worker,
         "settings": config.model_dump(mode="json"),
         "training_settings": trainer.settings.model_dump(mode="json"),
     }
