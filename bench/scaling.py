@@ -15,7 +15,8 @@ process pool, a local Dask cluster). Per-job overhead is the wall time beyond th
 ``main``: the main job's search alone on a trained super-network (``--checkpoint`` is
 copied into a fresh run folder, so training is skipped), on 1, 2 and 4 worker processes
 against the serial executor. Here every evaluation uses a core (accuracy, then latency
-timed with one thread), so on a 2-core machine more than 2 workers contend.
+timed with one thread); more workers than cores are skipped, since hwnas refuses to time
+latency on them (the 4-worker figure in docs/benchmarks.md was measured before it did).
 
 Prints one JSON line per run and writes ``OUT/scaling-KIND.json``.
 """
@@ -99,6 +100,9 @@ def main_job(args: argparse.Namespace) -> list[dict]:
 
     results = []
     for workers in [1, *(n for n in args.workers if n > 1)]:  # 1: the serial executor
+        if workers > (os.cpu_count() or 1):  # refused: latency timed on shared cores is wrong
+            print(json.dumps({"workers": workers, "skipped": "more workers than cores"}))
+            continue
         out = args.out / f"main-{workers}"
         shutil.rmtree(out, ignore_errors=True)
         out.mkdir(parents=True)

@@ -61,6 +61,7 @@ def tiny_config(tmp_path, budget=6):
         ("execution: {workers: 0}", "execution.workers"),
         ("execution: {scheduler: 'localhost:8786'}", "execution.scheduler"),
         ("execution: {tell_order: random}", "execution.tell_order"),
+        ("execution: {workers: 4096}", "local workers on"),
     ],
 )
 def test_config_errors_are_one_line_exit_2_and_write_nothing(tmp_path, text, fragment):

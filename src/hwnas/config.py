@@ -7,6 +7,7 @@ problem; a YAML file overrides only what it names.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -336,6 +337,19 @@ class RunConfig(_Strict):
             raise HwnasError(f"latency.device: {self.latency.device} is timed by its own Dask "
                              "workers (hwnas worker --device); set execution.scheduler "
                              "(--scheduler) to their scheduler")  # fmt: skip
+        return self
+
+    @model_validator(mode="after")
+    def _timings_have_their_cores(self) -> RunConfig:
+        """Latency timed while more local workers than cores compete for them is wrong
+        (measured: the median sub-network 1.6x slow, one 3.6x; docs/benchmarks.md 8)."""
+        cores = os.cpu_count() or 1
+        run = self.execution
+        if run.scheduler is None and run.workers > cores and self.latency.source == "measured":
+            raise HwnasError(f"execution.workers: {run.workers} local workers on {cores} cores "
+                             "would time latency while competing for them; use at most "
+                             f"{cores}, device workers (latency.device) or a profile "
+                             "(latency.source: profile:FILE)")  # fmt: skip
         return self
 
     def identity(self) -> dict[str, Any]:
