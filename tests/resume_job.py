@@ -1,6 +1,8 @@
 """Run a slow study that logs every evaluation it starts; used by the kill-and-resume test.
 
-Usage: python resume_job.py STORE LOG BUDGET
+Usage: python resume_job.py STORE LOG BUDGET [WORKERS]
+
+With WORKERS, the toy table is evaluated by that many worker processes (nothing logged).
 """
 
 import sys
@@ -28,19 +30,28 @@ class LoggingEvaluator:
         return self.bench.evaluate(arch)
 
 
-def main(store_path: str, log_path: str, budget: int) -> None:
+def main(store_path: str, log_path: str, budget: int, workers: int | None) -> None:
+    from hwnas.execute import Workload, make_executor
+
     bench = toy_bench()
+    evaluation = {"evaluator": LoggingEvaluator(bench, Path(log_path))}
+    if workers:
+        workload = Workload("helpers:toy_workload", {"delay_s": 0.05})
+        evaluation = {"executor": make_executor(workload, workers)}
     with Store(store_path) as store:
         Study(
             space=bench.space,
-            evaluator=LoggingEvaluator(bench, Path(log_path)),
             objectives=OBJECTIVES,
             searcher=make_searcher("nsga2", bench.space, OBJECTIVES, seed=0),
             store=store,
             run_id="killed",
             budget=budget,
+            **evaluation,
         ).optimize()
+    if workers:
+        evaluation["executor"].close()
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], int(sys.argv[3]))
+    workers = int(sys.argv[4]) if len(sys.argv) > 4 else None
+    main(sys.argv[1], sys.argv[2], int(sys.argv[3]), workers)

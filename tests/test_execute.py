@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import OBJECTIVES, toy_bench
+from helpers import OBJECTIVES, kill_when_stored, toy_bench
 from hwnas.execute import Part, Workload, built, make_executor, perform
 from hwnas.search import SEARCHERS, make_searcher
 from hwnas.store import Store
@@ -202,3 +202,26 @@ def test_a_study_refuses_to_run_without_an_evaluator_or_executor(tmp_path):
     with Store(tmp_path / "run.sqlite") as store, pytest.raises(ValueError, match="evaluator"):
         Study(space=bench.space, objectives=OBJECTIVES, store=store, run_id="r", budget=3,
               searcher=make_searcher("random", bench.space, OBJECTIVES))  # fmt: skip
+
+
+def test_a_driver_killed_with_its_workers_resumes_exactly(tmp_path):
+    """The driver of a two-worker pool killed with SIGKILL mid-run (its workers orphaned,
+    and gone within seconds): the restart completes what was left, and the run ends with the
+    archs and metrics of an uninterrupted run with two in flight."""
+    bench = toy_bench()
+    with Store(tmp_path / "whole.sqlite") as store:
+        Study(space=bench.space, executor=Shuffled(2, seed=0), objectives=OBJECTIVES,
+              searcher=make_searcher("nsga2", bench.space, OBJECTIVES, seed=0),
+              store=store, run_id="killed", budget=40).optimize()  # fmt: skip
+        expected = {e.arch_key: e.metrics for e in store.evaluations("killed")}
+    job = [sys.executable, str(TESTS / "resume_job.py"), str(tmp_path / "killed.sqlite"),
+           str(tmp_path / "log"), "40", "2"]  # fmt: skip
+    kill_when_stored(subprocess.Popen(job), tmp_path / "killed.sqlite", "killed", 15)
+    with Store(tmp_path / "killed.sqlite") as store:
+        assert 15 <= store.count("killed") < 40, "the driver must be killed part-way"
+    subprocess.run(job, check=True)
+    with Store(tmp_path / "killed.sqlite") as store:
+        got = {e.arch_key: e.metrics for e in store.evaluations("killed")}
+        jobs = store.jobs("killed")
+    assert got == expected
+    assert sum(j["state"] == "done" for j in jobs) == 40  # each arch's job done once

@@ -4,18 +4,34 @@ Workers are started with ``spawn`` (a forked PyTorch process can hang in its thr
 and each builds the run's evaluators from the workload once, when it takes its first job:
 seconds for a super-network read from its checkpoint, then every job reuses it. A worker
 that dies (killed, out of memory) breaks the pool; the jobs it held come back as failed
-outcomes, so the study retries them, and a fresh pool takes the next ones.
+outcomes, so the study retries them, and a fresh pool takes the next ones. A worker whose
+driver is killed ends within a second.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import os
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
 from hwnas.errors import HwnasError, one_line
 from hwnas.execute.base import Job, Outcome, Workload, lost, perform_remote
+
+
+def _exit_with(parent: int) -> None:
+    """In each worker: end it when the driver is gone (killed with SIGKILL, its pool never
+    shut down), instead of leaving it to hold its memory for ever."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="hwnas-parent-watch").start()
 
 
 class ProcessExecutor:
@@ -29,7 +45,9 @@ class ProcessExecutor:
     def _fresh_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
             context = multiprocessing.get_context("spawn")
-            self._pool = ProcessPoolExecutor(self.slots, mp_context=context)
+            self._pool = ProcessPoolExecutor(
+                self.slots, mp_context=context, initializer=_exit_with, initargs=(os.getpid(),)
+            )
         return self._pool
 
     def submit(self, job: Job) -> None:
