@@ -1,6 +1,7 @@
 """Executors and the study's parallel loop: results out of order, N in flight, lost workers,
 device-tagged Dask workers. Loopback only; every cluster is local and bounded in time."""
 
+import concurrent.futures
 import os
 import subprocess
 import sys
@@ -51,11 +52,17 @@ class Killed(BaseException):
     pass
 
 
+# Searchers by name, and two that ask for one arch at a time: fewer than are in flight.
+VARIANTS = {"evolution-1": ("evolution", {"population_size": 6, "sample_size": 2}),
+            "tpe": ("optuna-tpe", {})}  # fmt: skip
+
+
 def _study(store, searcher, executor, budget=40, tell_order="asked", run_id="r"):
     bench = toy_bench()
+    name, options = VARIANTS.get(searcher, (searcher, {}))
     return Study(space=bench.space, executor=executor, tell_order=tell_order,
                  objectives=OBJECTIVES, store=store, run_id=run_id, budget=budget,
-                 searcher=make_searcher(searcher, bench.space, OBJECTIVES, seed=3))  # fmt: skip
+                 searcher=make_searcher(name, bench.space, OBJECTIVES, 3, options))  # fmt: skip
 
 
 def _told(study):
@@ -75,21 +82,22 @@ def test_every_searcher_takes_results_as_they_arrive(tmp_path, searcher):
     assert sorted(_told(study)) == sorted(keys)
 
 
-@pytest.mark.parametrize("searcher", ["random", "evolution", "nsga2", "linas"])
+@pytest.mark.parametrize("searcher", ["random", "evolution", "nsga2", "linas", *VARIANTS])
 def test_told_in_asked_order_a_parallel_run_does_not_depend_on_timing(tmp_path, searcher):
-    """Three in flight finishing in two different random orders: the searcher is told the
-    same results in the same order, so the runs evaluate the same archs."""
+    """Four in flight finishing in three different random orders: the searcher is told the
+    same results in the same order, so the runs evaluate the same archs (also for
+    searchers asking for fewer archs at a time than are in flight)."""
     runs = []
-    for seed in (1, 2):
+    for seed in (1, 2, 3):
         with Store(tmp_path / f"{seed}.sqlite") as store:
-            study = _study(store, searcher, Shuffled(3, seed=seed), budget=30)
+            study = _study(store, searcher, Shuffled(4, seed=seed), budget=30)
             done = study.optimize()
         runs.append((_told(study), {e.arch_key for e in done}))
-    assert runs[0] == runs[1]
+    assert runs[0] == runs[1] == runs[2]
     assert len(runs[0][1]) == 30
 
 
-@pytest.mark.parametrize("searcher", ["random", "evolution", "nsga2", "linas"])
+@pytest.mark.parametrize("searcher", ["random", "evolution", "nsga2", "linas", *VARIANTS])
 def test_a_parallel_study_killed_20_times_ends_as_the_uninterrupted_one(tmp_path, searcher):
     """Three jobs in flight, the driver killed at 20 random moments (6 for LINAS, whose
     resumes replay predictor fits): each resume completes what the kill left, and the
@@ -197,11 +205,14 @@ def test_latency_jobs_go_only_to_their_device_workers(tmp_path):
     assert "the-board" not in {m["quality"] for m in measured.values()}
 
 
-def test_a_study_refuses_to_run_without_an_evaluator_or_executor(tmp_path):
+def test_a_study_takes_an_evaluator_or_an_executor(tmp_path):
     bench = toy_bench()
-    with Store(tmp_path / "run.sqlite") as store, pytest.raises(ValueError, match="evaluator"):
-        Study(space=bench.space, objectives=OBJECTIVES, store=store, run_id="r", budget=3,
-              searcher=make_searcher("random", bench.space, OBJECTIVES))  # fmt: skip
+    searcher = make_searcher("random", bench.space, OBJECTIVES)
+    with Store(tmp_path / "run.sqlite") as store:
+        for given in ({}, {"evaluator": bench, "executor": Shuffled(2, seed=0)}):
+            with pytest.raises(ValueError, match="an evaluator or an executor, not both"):
+                Study(space=bench.space, objectives=OBJECTIVES, store=store, run_id="r",
+                      budget=3, searcher=searcher, **given)  # fmt: skip
 
 
 def test_a_driver_killed_with_its_workers_resumes_exactly(tmp_path):
@@ -225,3 +236,87 @@ def test_a_driver_killed_with_its_workers_resumes_exactly(tmp_path):
         jobs = store.jobs("killed")
     assert got == expected
     assert sum(j["state"] == "done" for j in jobs) == 40  # each arch's job done once
+
+
+class _FakePool:
+    """A process pool in this process: a job on a killer arch breaks the pool, failing every
+    job it holds, as a worker's death does."""
+
+    def __init__(self, here, killers, pools):
+        self.here, self.killers, self.futures = here, killers, []
+        pools.append(self)
+
+    def submit(self, function, workload, job):
+        future = concurrent.futures.Future()
+        self.futures.append((future, job))
+        return future
+
+    def resolve(self):
+        from concurrent.futures.process import BrokenProcessPool
+
+        broken = any(job.arch_key in self.killers for _, job in self.futures)
+        for future, job in self.futures:
+            if not future.done():
+                if broken:
+                    future.set_exception(BrokenProcessPool("a worker died"))
+                else:
+                    future.set_result(perform(job, self.here, remote=True))
+
+    def shutdown(self, wait=True, cancel_futures=False):
+        pass
+
+
+def test_a_worker_death_is_charged_only_to_the_job_that_caused_it(tmp_path, monkeypatch):
+    """An arch whose evaluation always kills its worker breaks the pool with three others
+    in flight: the others are run again alone and scored on their first attempt; the killer,
+    alone, fails each attempt and is stored unscored, and the run goes on."""
+    from hwnas.execute import pool as pool_module
+    from hwnas.execute.pool import ProcessExecutor
+
+    here, bench = built(Workload("helpers:toy_workload")), toy_bench()
+    killer = bench.space.make({"width": 8, "depth": 1, "op": "conv", "kernel": 3})
+    pools = []
+
+    def pool_now(self):
+        if self._pool is None:
+            self._pool = _FakePool(here, {killer.key}, pools)
+        return self._pool
+
+    def wait(futures, return_when):
+        pools[-1].resolve()
+        return {f for f in futures if f.done()}, set()
+
+    monkeypatch.setattr(ProcessExecutor, "_pool_now", pool_now)
+    monkeypatch.setattr(pool_module, "wait", wait)
+
+    class KillerFirst:
+        """Random search whose first batch holds the killer among three others."""
+
+        batch_size = 4
+
+        def __init__(self):
+            self.inner = make_searcher("random", bench.space, OBJECTIVES, seed=0)
+            self.first = True
+
+        def ask(self, n):
+            if not self.first:
+                return self.inner.ask(n)
+            self.first = False
+            return [killer, *[a for a in self.inner.ask(n) if a.key != killer.key][: n - 1]]
+
+        def tell(self, archs, metrics):
+            self.inner.tell(archs, metrics)
+
+    executor = ProcessExecutor(Workload("unused"), workers=4)
+    with Store(tmp_path / "run.sqlite") as store:
+        study = Study(space=bench.space, executor=executor, objectives=OBJECTIVES,
+                      searcher=KillerFirst(), store=store, run_id="r", budget=12)  # fmt: skip
+        done = study.optimize()
+        jobs = store.jobs("r")
+    assert len(done) == 12
+    by_key = {e.arch_key: e for e in done}
+    assert by_key[killer.key].metrics is None and "worker lost" in by_key[killer.key].error
+    assert all(e.metrics is not None for k, e in by_key.items() if k != killer.key)
+    others = [j for j in jobs if j["arch_key"] != killer.key]
+    assert all(j["attempt"] == 1 and j["state"] == "done" for j in others)
+    assert [j["state"] for j in jobs if j["arch_key"] == killer.key] == ["failed"] * 3

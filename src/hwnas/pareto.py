@@ -191,23 +191,15 @@ def _hypervolume_2d(F: np.ndarray, ref: np.ndarray) -> float:
     return float(np.sum((ref[0] - f1) * (previous - best)))
 
 
-def _hypervolume_3d(F: np.ndarray, ref: np.ndarray) -> float:
-    """Slice along f3: between consecutive f3 levels the cross-section is a fixed 2-D union."""
-    F = F[np.argsort(F[:, 2], kind="stable")]
-    levels = np.r_[F[:, 2], ref[2]]
-    total = 0.0
-    for k in range(len(F)):
-        if levels[k + 1] > levels[k]:
-            total += _hypervolume_2d(F[: k + 1, :2], ref[:2]) * (levels[k + 1] - levels[k])
-    return total
-
-
 def hypervolume(F: np.ndarray, ref: Sequence[float]) -> float:
     """Volume dominated by ``F`` and bounded by ``ref``; exact for any number of objectives.
 
     Points not strictly better than ``ref`` in every objective bound no volume, so they are
-    dropped rather than clipped.
-    """
+    dropped rather than clipped. Two objectives: a sort and a sum, here. Three or more:
+    moocore's compiled exact algorithms (HV3D+ in 3-D, O(n log n); the back-end pymoo's own
+    indicator calls): in 3-D 20x faster than slicing the volume in numpy at 20 points and
+    350x at 2,000, equal to 1e-15 (``bench/hypervolume.py``), which matters where a search
+    scores many candidate fronts a round."""
     ref = np.asarray(ref, dtype=float)
     F = np.asarray(F, dtype=float).reshape(-1, len(ref))
     F = F[np.all(F < ref, axis=1)]
@@ -217,11 +209,9 @@ def hypervolume(F: np.ndarray, ref: Sequence[float]) -> float:
         return float(ref[0] - F.min())
     if len(ref) == 2:
         return _hypervolume_2d(F, ref)
-    if len(ref) == 3:
-        return _hypervolume_3d(F[pareto_mask(F)], ref)
-    from pymoo.indicators.hv import HV
+    import moocore
 
-    return float(HV(ref_point=ref)(F))
+    return float(moocore.hypervolume(F, ref=ref))
 
 
 def running_hypervolume(points: Sequence[np.ndarray | None], reference: np.ndarray) -> list[float]:

@@ -84,9 +84,9 @@ class Study:
     proposed: int = 0
 
     def __post_init__(self) -> None:
+        if (self.executor is None) == (self.evaluator is None):
+            raise ValueError("a study needs an evaluator or an executor, not both")
         if self.executor is None:
-            if self.evaluator is None:
-                raise ValueError("a study needs an evaluator or an executor")
             self.executor = SerialExecutor(self.space, {SINGLE_PART.name: self.evaluator})
             self.parts = (SINGLE_PART,)
         if self.tell_order not in ("asked", "arrival"):
@@ -96,9 +96,9 @@ class Study:
         """Run until ``budget`` unique archs are stored (or the space is exhausted)."""
         self.store.open_run(self.run_id, {**self.config, "space": self.space.describe()})
         self._stored = {e.arch_key: e for e in self.store.evaluations(self.run_id)}
-        self._unasked, self._holes = set(self._stored), 0
+        self._unasked, self._holes, self._asked = set(self._stored), 0, set()
         self._attempts = self.store.attempts(self.run_id)
-        self._failing = 0
+        self._failing, self._failed = 0, {}  # in told order: not timing, decides the end
         self._queue: deque[Arch] = deque()  # asked, not yet submitted
         self._untold: deque[str] = deque()  # asked, not yet told, in asked order
         self._ready: dict[str, tuple[Arch, Metrics]] = {}  # finished, not yet told
@@ -107,8 +107,9 @@ class Study:
         asked, exhausted = 0, False
         executor = self.executor
         while True:
-            if not exhausted and not self._queue and asked < self.budget \
-                    and len(self._untold) < executor.slots:  # fmt: skip
+            # Asked only here: at the start and right after a tell, never because a result
+            # happened to arrive early (in asked order, what has been told decides).
+            while not exhausted and asked < self.budget and len(self._untold) < executor.slots:
                 archs, replayed = self._ask(self.budget - asked)
                 exhausted = not archs
                 asked += len(archs) + replayed
@@ -140,11 +141,13 @@ class Study:
         self.searcher_seconds += time.perf_counter() - started
         self.proposed += len(archs)
         replayed = 0
+        archs = [a for a in archs if a.key not in self._asked]  # a searcher's repeat: dropped
+        self._asked.update(a.key for a in archs)
         for arch in archs:
             self._unasked.discard(arch.key)
             if arch.key not in self._stored and self._unasked:
                 self._holes += 1
-        if self._holes >= self.executor.slots:  # left the stored path
+        if self._holes >= self.executor.slots and self._unasked:  # left the stored path
             replayed = self._replay_unasked([self._stored[k] for k in self._unasked])
         self._queue.extend(archs)
         self._untold.extend(a.key for a in archs)
@@ -164,6 +167,12 @@ class Study:
             return False
         arch, metrics = self._ready.pop(key)
         self._tell([arch], [metrics])
+        self._failing = self._failing + 1 if key in self._failed else 0
+        if self._failing >= FAILING_IN_A_ROW:
+            raise HwnasError(
+                f"the last {FAILING_IN_A_ROW} archs failed every attempt, so the evaluator is "
+                f"broken; the last error: {self._failed[key]}"
+            )
         return True
 
     def _tell(self, archs: Sequence[Arch], metrics: Sequence[Metrics]) -> None:
@@ -240,12 +249,8 @@ class Study:
         )
         self._ready[arch.key] = (arch, metrics)
         self._task.advance(1)
-        self._failing = self._failing + 1 if evaluation.failed else 0
-        if self._failing >= FAILING_IN_A_ROW:
-            raise HwnasError(
-                f"the last {FAILING_IN_A_ROW} archs failed every attempt, so the evaluator is "
-                f"broken; the last error: {evaluation.error}"
-            )
+        if evaluation.failed:
+            self._failed[arch.key] = evaluation.error
 
     @property
     def seconds_per_candidate(self) -> float:

@@ -45,4 +45,4 @@ def make_executor(
         return DaskExecutor(workload, scheduler, workers, in_flight)
     from hwnas.execute.pool import ProcessExecutor
 
-    return ProcessExecutor(workload, workers)
+    return ProcessExecutor(workload, workers, in_flight)

@@ -1,7 +1,7 @@
 """The executor contract: jobs go in as data, outcomes come back as they complete.
 
 An executor never decides anything: the study owns the budget, the store, the retries and
-the searcher. It keeps up to ``slots`` jobs running; ``submit`` hands it one more,
+the searcher, and keeps ``slots`` archs in evaluation; ``submit`` hands the executor a job,
 ``completed`` blocks until at least one has finished and returns every finished one, in
 no promised order. A ``Job`` is plain data (an arch, the names of the evaluators to run on
 it, the device they need, the attempt), so it can cross to another process or machine;
@@ -86,7 +86,8 @@ class Executor(Protocol):
     """Runs jobs; see the module docstring for the contract."""
 
     slots: int
-    """How many jobs it runs at once: the study keeps that many in flight."""
+    """How many archs the study keeps in evaluation at once (each a job per part): the
+    number of workers, unless told otherwise."""
 
     def submit(self, job: Job) -> None:
         """Queue ``job``; it may start at once or when a slot frees."""
@@ -161,6 +162,9 @@ def perform(job: Job, where: Built, *, remote: bool) -> Outcome:
         arch = where.space.make(job.arch)
         metrics: dict[str, float] | None = {}
         for name in job.part.evaluators:
+            if name not in where.evaluators:
+                raise HwnasError(f"job {job.id}: the workload has no evaluator {name!r} "
+                                 f"(it has {', '.join(where.evaluators)})")  # fmt: skip
             metrics.update(where.evaluators[name].evaluate(arch))
         error = None
     except InvalidArch as exc:

@@ -4,14 +4,15 @@ Each job is one Dask task with a resource tag: a job for device NAME asks for th
 ``DEVICE_PREFIX + NAME``, held only by workers started with ``hwnas worker --device NAME``;
 any other job asks for ``ANY_WORKER``, which such device workers lack, so a device measures
 nothing but its own latency jobs, undisturbed. A worker lost mid-job is Dask's to
-reschedule; one that kills every worker it lands on (``KilledWorker``) comes back as a
-failed outcome for the study to retry. Tasks are never cached (``pure=False``): a retry
-evaluates again.
+reschedule (``hwnas worker`` runs under a nanny, which restarts it); a job that kills
+every worker it lands on (``KilledWorker``) comes back as a failed outcome for the study to
+retry. Each attempt is its own task key, so a retry evaluates again.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +22,8 @@ from hwnas.execute.base import Job, Outcome, Workload, lost, perform_remote, wor
 DEVICE_PREFIX = "hwnas-device-"
 ANY_WORKER = "hwnas-any"
 CONNECT_TIMEOUT_S = 20
+NO_WORKER_TIMEOUT_S = 120.0
+CHECK_EVERY_S = 5.0
 
 
 def _distributed() -> Any:
@@ -47,10 +50,13 @@ def _perform(workload: Workload, job: Job) -> Outcome:
 
 class DaskExecutor:
     """Jobs on the scheduler at ``address``, or on a local cluster of ``workers`` processes
-    (one thread each: a latency timing must have its core to itself). ``in_flight``: jobs
-    kept running at once; by default the local cluster's workers, or those connected to
-    the scheduler when the run starts (fixed then, so the run does not depend on when
-    workers join)."""
+    (one thread each: a latency timing must have its core to itself). ``in_flight``: archs
+    kept in evaluation at once; by default the local cluster's workers, or the general
+    workers connected to the scheduler when the search starts (after training, so workers
+    started meanwhile count; fixed then, so the run does not depend on when more join).
+
+    A job that no connected worker can take (its device has no worker, or none is left)
+    waits ``NO_WORKER_TIMEOUT_S`` for one to join, then ends the run in one line."""
 
     def __init__(
         self, workload: Workload, address: str | None = None, workers: int = 1,
@@ -72,9 +78,38 @@ class DaskExecutor:
             raise HwnasError(f"scheduler {address}: cannot connect ({one_line(exc)})") from None
         self._distributed = distributed
         self._running: dict[Any, Job] = {}
-        if in_flight is None:
-            in_flight = workers if self._cluster else len(self._client.nthreads())
-        self.slots = max(in_flight, 1)
+        self._in_flight = workers if self._cluster and in_flight is None else in_flight
+        self._unserved_since: dict[str, float] = {}
+
+    @property
+    def slots(self) -> int:
+        if self._in_flight is None:
+            self._in_flight = max(self._offered().get(ANY_WORKER, 0), 1)
+        return self._in_flight
+
+    def _offered(self) -> dict[str, int]:
+        """How many connected workers offer each resource."""
+        counts: dict[str, int] = {}
+        for worker in self._client.scheduler_info(n_workers=-1)["workers"].values():
+            for resource in worker.get("resources", {}):
+                counts[resource] = counts.get(resource, 0) + 1
+        return counts
+
+    def _check_served(self) -> None:
+        """Refuse to wait for ever on a resource no worker offers."""
+        offered, now = self._offered(), time.time()
+        needed = {DEVICE_PREFIX + j.part.device if j.part.device else ANY_WORKER
+                  for j in self._running.values()}  # fmt: skip
+        for resource in needed:
+            if offered.get(resource):
+                self._unserved_since.pop(resource, None)
+                continue
+            since = self._unserved_since.setdefault(resource, now)
+            if now - since > NO_WORKER_TIMEOUT_S:
+                who = (f"hwnas worker --device {resource.removeprefix(DEVICE_PREFIX)}"
+                       if resource.startswith(DEVICE_PREFIX) else "hwnas worker")  # fmt: skip
+                raise HwnasError(f"no worker of the scheduler takes these jobs for "
+                                 f"{NO_WORKER_TIMEOUT_S:.0f} s: start {who}")  # fmt: skip
 
     def submit(self, job: Job) -> None:
         tag = DEVICE_PREFIX + job.part.device if job.part.device else ANY_WORKER
@@ -85,7 +120,13 @@ class DaskExecutor:
         self._running[future] = job
 
     def completed(self, on_start: Callable[[Job], None] | None = None) -> list[Outcome]:
-        done, _ = self._distributed.wait(list(self._running), return_when="FIRST_COMPLETED")
+        while True:
+            try:
+                done, _ = self._distributed.wait(list(self._running), timeout=CHECK_EVERY_S,
+                                                 return_when="FIRST_COMPLETED")  # fmt: skip
+                break
+            except TimeoutError:
+                self._check_served()
         outcomes = []
         for future in done:
             job = self._running.pop(future)
@@ -114,9 +155,10 @@ def serve(address: str, device: str | None = None, name: str | None = None) -> N
     label = name or f"{worker_name()}{'-' + device if device else ''}"
 
     async def run() -> None:
-        async with distributed.Worker(address, nthreads=1, name=label, death_timeout=60,
-                                      resources=worker_resources(device)) as worker:  # fmt: skip
-            await worker.finished()
+        # Under a nanny, which restarts the worker when an evaluation kills it.
+        async with distributed.Nanny(address, nthreads=1, name=label, death_timeout=60,
+                                     resources=worker_resources(device)) as nanny:  # fmt: skip
+            await nanny.finished()
 
     try:
         asyncio.run(run())

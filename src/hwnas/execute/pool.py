@@ -3,9 +3,13 @@
 Workers are started with ``spawn`` (a forked PyTorch process can hang in its thread pools)
 and each builds the run's evaluators from the workload once, when it takes its first job:
 seconds for a super-network read from its checkpoint, then every job reuses it. A worker
-that dies (killed, out of memory) breaks the pool; the jobs it held come back as failed
-outcomes, so the study retries them, and a fresh pool takes the next ones. A worker whose
-driver is killed ends within a second.
+whose driver is killed ends within a second.
+
+A worker that dies (killed, out of memory) breaks the whole pool, and the pool cannot say
+which job killed it. So the jobs it held are not charged: they are run again one at a time,
+each alone on a fresh pool, and only a job whose pool breaks while it runs alone comes back
+as a failed outcome (``lost``), for the study to retry or give up on. An arch that kills
+its worker costs its own attempts, never those of the jobs that ran beside it.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import multiprocessing
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -35,52 +40,78 @@ def _exit_with(parent: int) -> None:
 
 
 class ProcessExecutor:
-    def __init__(self, workload: Workload, workers: int) -> None:
+    """``workers`` processes; ``in_flight`` archs kept in evaluation (default: one each)."""
+
+    def __init__(self, workload: Workload, workers: int, in_flight: int | None = None) -> None:
         if workers < 1:
             raise HwnasError(f"a process pool needs at least one worker, not {workers}")
-        self.workload, self.slots = workload, workers
+        self.workload, self.workers = workload, workers
+        self.slots = in_flight or workers
         self._pool: ProcessPoolExecutor | None = None
         self._running: dict[Future, Job] = {}
-
-    def _fresh_pool(self) -> ProcessPoolExecutor:
-        if self._pool is None:
-            context = multiprocessing.get_context("spawn")
-            self._pool = ProcessPoolExecutor(
-                self.slots, mp_context=context, initializer=_exit_with, initargs=(os.getpid(),)
-            )
-        return self._pool
+        self._waiting: deque[Job] = deque()  # submitted, not yet handed to the pool
+        self._suspects: deque[Job] = deque()  # were running when a pool broke: run alone
 
     def submit(self, job: Job) -> None:
-        try:
-            future = self._fresh_pool().submit(perform_remote, self.workload, job)
-        except BrokenProcessPool:  # broken by a death noticed since the last wait
-            self._discard_pool()
-            future = self._fresh_pool().submit(perform_remote, self.workload, job)
-        self._running[future] = job
+        self._waiting.append(job)
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        """Hand jobs to the pool: a suspect only into an empty pool, and nothing beside it."""
+        while True:
+            suspect = bool(self._suspects)
+            if suspect:
+                if self._running:
+                    return
+                job = self._suspects.popleft()
+            elif self._waiting and len(self._running) < self.workers:
+                job = self._waiting.popleft()
+            else:
+                return
+            self._running[self._pool_now().submit(perform_remote, self.workload, job)] = job
+            if suspect:
+                return
+
+    def _pool_now(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(
+                self.workers, mp_context=multiprocessing.get_context("spawn"),
+                initializer=_exit_with, initargs=(os.getpid(),),
+            )  # fmt: skip
+        return self._pool
 
     def completed(self, on_start: Callable[[Job], None] | None = None) -> list[Outcome]:
-        done, _ = wait(list(self._running), return_when=FIRST_COMPLETED)
-        outcomes, broken = [], False
-        for future in done:
-            job = self._running.pop(future)
-            try:
-                outcomes.append(future.result())
-            except BrokenProcessPool as exc:
-                outcomes.append(lost(job, one_line(exc)))
-                broken = True
-        if broken:  # every job the broken pool still held is lost with it
-            outcomes += [lost(job, "its pool broke") for job in self._running.values()]
-            self._running.clear()
-            self._discard_pool()
+        outcomes: list[Outcome] = []
+        while not outcomes:
+            done, _ = wait(list(self._running), return_when=FIRST_COMPLETED)
+            alone = len(self._running) == 1
+            broken = []
+            for future in done:
+                job = self._running.pop(future)
+                try:
+                    outcomes.append(future.result())
+                except BrokenProcessPool as exc:
+                    broken.append((job, one_line(exc)))
+                except Exception as exc:  # noqa: BLE001 - e.g. a result that did not pickle
+                    outcomes.append(lost(job, f"{type(exc).__name__}: {one_line(exc)}"))
+            if broken:  # the pool is dead, with every job it still held
+                broken += [(job, "its pool broke") for job in self._running.values()]
+                self._running.clear()
+                self._pool.shutdown(wait=False)  # type: ignore[union-attr]
+                self._pool = None
+                if alone:  # it ran by itself: its death is its own
+                    outcomes += [lost(job, reason) for job, reason in broken]
+                else:
+                    self._suspects.extend(job for job, _ in broken)
+            self._dispatch()
         return outcomes
 
-    def _discard_pool(self) -> None:
+    def close(self) -> None:
+        """Stop at once: queued jobs dropped, running ones abandoned to their workers, which
+        exit after them (or within a second of this process's end)."""
+        self._running.clear()
+        self._waiting.clear()
+        self._suspects.clear()
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
-
-    def close(self) -> None:
-        self._running.clear()
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
