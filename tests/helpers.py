@@ -187,10 +187,14 @@ class _ToyMetrics:
     mid-task), after creating it."""
 
     def __init__(self, bench: TableBenchmark, names: tuple[str, ...], delay_s: float,
-                 die_once: str | None) -> None:  # fmt: skip
+                 die_once: str | None, log: str | None = None) -> None:  # fmt: skip
         self.bench, self.metrics, self.delay_s, self.die_once = bench, names, delay_s, die_once
+        self.log = log
 
     def evaluate(self, arch):
+        if self.log is not None:  # every evaluation started, from whichever process
+            with open(self.log, "a") as handle:
+                handle.write(arch.key + "\n")
         if self.die_once is not None and not Path(self.die_once).exists():
             Path(self.die_once).touch()
             os.kill(os.getpid(), signal.SIGKILL)
@@ -200,14 +204,15 @@ class _ToyMetrics:
 
 def toy_workload(context):
     """The ``helpers:toy_workload`` workload: the toy table as one evaluator (``split``
-    false) or as ``quality`` (acc) and ``latency`` (lat), as a device-timed run has them."""
+    false) or as ``quality`` (acc) and ``latency`` (lat), as a device-timed run has them;
+    ``log``: a file each evaluation started appends its arch key to."""
     from hwnas.execute import SINGLE_PART
     from hwnas.execute.base import Built
 
     bench = toy_bench()
     delay, die = float(context.get("delay_s", 0)), context.get("die_once")
     if not context.get("split"):
-        return Built(bench.space, {SINGLE_PART.name: _ToyMetrics(bench, ("acc", "lat"), delay,
-                                                                  die)})  # fmt: skip
+        return Built(bench.space, {SINGLE_PART.name: _ToyMetrics(
+            bench, ("acc", "lat"), delay, die, context.get("log"))})  # fmt: skip
     return Built(bench.space, {"quality": _ToyMetrics(bench, ("acc",), delay, die),
                                "latency": _ToyMetrics(bench, ("lat",), delay, None)})  # fmt: skip

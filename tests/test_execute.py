@@ -1,6 +1,7 @@
 """Executors and the study's parallel loop: results out of order, N in flight, lost workers,
 device-tagged Dask workers. Loopback only; every cluster is local and bounded in time."""
 
+import collections
 import concurrent.futures
 import os
 import subprocess
@@ -215,27 +216,32 @@ def test_a_study_takes_an_evaluator_or_an_executor(tmp_path):
                       budget=3, searcher=searcher, **given)  # fmt: skip
 
 
-def test_a_driver_killed_with_its_workers_resumes_exactly(tmp_path):
+def test_a_driver_killed_with_its_workers_resumes_without_repeating_or_losing(tmp_path):
     """The driver of a two-worker pool killed with SIGKILL mid-run (its workers orphaned,
-    and gone within seconds): the restart completes what was left, and the run ends with the
-    archs and metrics of an uninterrupted run with two in flight."""
+    and gone within seconds): the restart completes what was left, evaluating again only
+    what was in flight at the kill, and the run ends with the archs and metrics of an
+    uninterrupted run with two in flight."""
     bench = toy_bench()
     with Store(tmp_path / "whole.sqlite") as store:
         Study(space=bench.space, executor=Shuffled(2, seed=0), objectives=OBJECTIVES,
               searcher=make_searcher("nsga2", bench.space, OBJECTIVES, seed=0),
               store=store, run_id="killed", budget=40).optimize()  # fmt: skip
         expected = {e.arch_key: e.metrics for e in store.evaluations("killed")}
-    job = [sys.executable, str(TESTS / "resume_job.py"), str(tmp_path / "killed.sqlite"),
-           str(tmp_path / "log"), "40", "2"]  # fmt: skip
-    kill_when_stored(subprocess.Popen(job), tmp_path / "killed.sqlite", "killed", 15)
-    with Store(tmp_path / "killed.sqlite") as store:
-        assert 15 <= store.count("killed") < 40, "the driver must be killed part-way"
+    path, log = tmp_path / "killed.sqlite", tmp_path / "started.log"
+    job = [sys.executable, str(TESTS / "resume_job.py"), str(path), str(log), "40", "2"]
+    kill_when_stored(subprocess.Popen(job), path, "killed", 15)
+    with Store(path) as store:
+        before = {e.arch_key for e in store.evaluations("killed")}
+    assert 15 <= len(before) < 40, "the driver must be killed part-way"
     subprocess.run(job, check=True)
-    with Store(tmp_path / "killed.sqlite") as store:
+    with Store(path) as store:
         got = {e.arch_key: e.metrics for e in store.evaluations("killed")}
         jobs = store.jobs("killed")
     assert got == expected
     assert sum(j["state"] == "done" for j in jobs) == 40  # each arch's job done once
+    started = collections.Counter(log.read_text().split())
+    repeated = {k for k, n in started.items() if n > 1}
+    assert len(repeated) <= 2 and not repeated & before  # only what was in flight
 
 
 class _FakePool:

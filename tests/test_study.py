@@ -1,43 +1,9 @@
-import collections
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-from helpers import kill_when_stored
 from hwnas.execute import worker_name
 from hwnas.search import SEARCHERS
 from hwnas.store import Store
-
-JOB = Path(__file__).parent / "resume_job.py"
-
-
-def test_killed_run_resumes_without_repeating_or_losing_evaluations(tmp_path):
-    store_path, log = tmp_path / "run.sqlite", tmp_path / "evaluated.log"
-    budget = 60
-    job = subprocess.Popen([sys.executable, str(JOB), str(store_path), str(log), str(budget)])
-    kill_when_stored(job, store_path, "killed", 15)
-    with Store(store_path) as store:
-        before = {e.arch_key for e in store.evaluations("killed")}
-    assert 15 <= len(before) < budget, "the job must be killed part-way"
-
-    subprocess.run([sys.executable, str(JOB), str(store_path), str(log), str(budget)], check=True)
-
-    with Store(store_path) as store:
-        after = [e.arch_key for e in store.evaluations("killed")]
-    assert len(after) == len(set(after)) == budget
-    assert before <= set(after)
-    started = collections.Counter(log.read_text().split())
-    repeated = {k for k, n in started.items() if n > 1}
-    # Only the evaluation in flight at the kill (never stored) may have been started twice.
-    assert len(repeated) <= 1 and not repeated & before
-    whole = tmp_path / "whole.sqlite"
-    subprocess.run([sys.executable, str(JOB), str(whole), str(tmp_path / "whole.log"),
-                    str(budget)], check=True)  # fmt: skip
-    with Store(whole) as store:
-        assert [e.arch_key for e in store.evaluations("killed")] == after  # exact
 
 
 class Killed(BaseException):
@@ -80,12 +46,12 @@ def _life(store_path, searcher: str, budget: int, limit: int | None):
 def test_a_study_killed_at_random_moments_ends_as_the_uninterrupted_one(tmp_path, searcher):
     """Killed 20 times at random points (mid-batch included) and resumed each time, every
     searcher ends with exactly the uninterrupted run's evaluations, in the same order, and
-    no arch is evaluated twice. LINAS is killed 6 times: each resume replays its predictor
+    no arch is evaluated twice. LINAS is killed 4 times: each resume replays its predictor
     fits, seconds each (bench/resume_exact.py kills it 10 times on NAS-Bench-201)."""
     budget = 40
     expected, _ = _life(tmp_path / "whole.sqlite", searcher, budget, None)
     rng = np.random.default_rng(7)
-    kills = 6 if searcher == "linas" else 20
+    kills = 4 if searcher == "linas" else 20
     limits = [int(n) for n in rng.integers(0, 8 if searcher == "linas" else 4, size=kills)]
     evaluated, result = 0, None
     for limit in [*limits, None]:
