@@ -33,6 +33,9 @@ Examples:
   hwnas train --dense --config lm.yaml --out runs/dense   # a dense model, then:
   hwnas instatune --model runs/dense/supernet.safetensors --config lm.yaml
   hwnas bench nb201 --data nb201_acc_latency.csv.gz --device pixel3
+  hwnas run --workers 2                 # evaluate on two local processes
+  hwnas worker --scheduler tcp://HOST:8786 --device pi4   # on the Pi; the run:
+  hwnas run --scheduler tcp://HOST:8786 --config pi4.yaml # latency: {device: pi4}
 """
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
