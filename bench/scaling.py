@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 from hwnas.benchmarks.nb201 import worker_evaluators
-from hwnas.execute import SINGLE_PART, SerialExecutor, Workload, make_executor
+from hwnas.execute import SerialExecutor, Workload, make_executor
 from hwnas.pareto import Objective
 from hwnas.search import make_searcher
 from hwnas.store import Store
@@ -53,7 +53,7 @@ def _table_run(args: argparse.Namespace, searcher: str, pool: str | None, worker
     path.unlink(missing_ok=True)
     try:
         with Store(path) as store:
-            study = Study(space=here.space, executor=executor, parts=(SINGLE_PART,),
+            study = Study(space=here.space, executor=executor,
                           objectives=OBJECTIVES, store=store, run_id="r", budget=args.budget,
                           searcher=make_searcher(searcher, here.space, OBJECTIVES, 0))  # fmt: skip
             done = study.optimize()

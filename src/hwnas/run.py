@@ -8,7 +8,6 @@ written, and before the minutes of training start.
 
 from __future__ import annotations
 
-import collections
 import functools
 import time
 from collections.abc import Mapping, Sequence
@@ -177,9 +176,11 @@ def _policy(config: RunConfig, model: Family, calibration: torch.Tensor) -> Prec
 def _evaluators(
     config: RunConfig, task: Task, model: Family, calibration: torch.Tensor,
     policy: PrecisionPolicy | None,
-) -> dict[str, Evaluator]:  # fmt: skip
-    """Every registered evaluator taking part in this run. Accuracy and latency look at the
-    same arch back to back, so the recalibrated (or quantized) sub-network is cached for one."""
+) -> Built:  # fmt: skip
+    """Every registered evaluator taking part in this run, and the space of the archs they
+    take (with precisions, in a precision search): in the driver and on each worker alike.
+    Accuracy and latency look at the same arch back to back, so the recalibrated (or
+    quantized) sub-network is cached for one."""
 
     @functools.lru_cache(maxsize=1)
     def calibrated(arch: Arch) -> torch.nn.Module:
@@ -194,7 +195,7 @@ def _evaluators(
         latency=config.latency.settings(),
         policy=policy,
     )
-    return create_evaluators(context)
+    return Built(policy.space if policy else model.space(), create_evaluators(context))
 
 
 def parts(config: RunConfig, evaluators: Sequence[str]) -> tuple[Part, ...]:
@@ -227,16 +228,13 @@ def worker_evaluators(context: Mapping[str, Any]) -> Built:
     load_checkpoint(context["checkpoint"], model)
     model.eval()
     calibration = task.calibration_inputs(config.search.calibration_images, config.seed)
-    policy = _policy(config, model, calibration)
-    space = policy.space if policy else model.space()
-    return Built(space, _evaluators(config, task, model, calibration, policy))
+    return _evaluators(config, task, model, calibration, _policy(config, model, calibration))
 
 
-def _executor(config: RunConfig, evaluators: dict[str, Evaluator], space: Space,
-              out: Path, dense: Path | None) -> Executor:  # fmt: skip
+def _executor(config: RunConfig, here: Built, out: Path, dense: Path | None) -> Executor:
     run = config.execution
     if not run.parallel:
-        return SerialExecutor(space, evaluators)
+        return SerialExecutor(here.space, here.evaluators)
     return make_executor(workload(config, out, dense), run.workers, run.scheduler, run.pool,
                          run.in_flight)  # fmt: skip
 
@@ -262,14 +260,7 @@ def _search(
             config={**config.identity(), "latency_from": latency.identity()},
             progress=progress,
         )
-        evaluations = study.optimize()
-        done = collections.Counter(
-            (j["worker"], j["part"]) for j in store.jobs(RUN_ID) if j["state"] == "done"
-        )
-    by_worker: dict[str, dict[str, int]] = {}
-    for (worker, part), n in sorted(done.items()):
-        by_worker.setdefault(worker, {})[part] = n
-    return study, evaluations, by_worker
+        return study, study.optimize(), store.jobs_done_by_worker(RUN_ID)
 
 
 # -- export ------------------------------------------------------------------------------
@@ -388,9 +379,9 @@ def _run(
         model = start.model
     trainer = _trainer(config, task, model, start)
     policy = _policy(config, model, calibration)
-    space = policy.space if policy else model.space()
+    here = _evaluators(config, task, model, calibration, policy)
+    space, evaluators = here.space, here.evaluators
     label = policy.label if policy else model.label
-    evaluators = _evaluators(config, task, model, calibration, policy)
     latency = evaluators["latency"]
     try:
         searcher = make_searcher(
@@ -399,7 +390,7 @@ def _run(
         )  # fmt: skip
     except HwnasError as exc:
         raise HwnasError(f"search.options: {exc}") from None
-    executor = _executor(config, evaluators, space, out, dense)  # a scheduler, reached now
+    executor = _executor(config, here, out, dense)  # a scheduler, reached now
     try:
         make_out(out)
         timings["data"] = time.perf_counter() - started

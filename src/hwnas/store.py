@@ -274,6 +274,17 @@ class Store:
                              "field of the wrong type")  # fmt: skip
         return {(key, part): n for key, part, n in rows}
 
+    def jobs_done_by_worker(self, run_id: str) -> dict[str, dict[str, int]]:
+        """How many jobs of each part every worker completed: ``{worker: {part: n}}``."""
+        rows = self._query(
+            "SELECT worker, part, COUNT(*) FROM jobs WHERE run_id = ? AND state = 'done' "
+            "GROUP BY worker, part ORDER BY worker, part", (run_id,),
+        ).fetchall() if self._jobs_table else []  # fmt: skip
+        done: dict[str, dict[str, int]] = {}
+        for worker, part, n in rows:
+            done.setdefault(worker, {})[part] = n
+        return done
+
     def measured_by(self, run_id: str) -> dict[str, dict[str, str]]:
         """Which worker did each arch's final job of each part: ``{key: {part: worker}}``."""
         measured: dict[str, dict[str, str]] = {}
