@@ -26,6 +26,14 @@ from hwnas.tasks import ImageClassification, LanguageModel
 from hwnas.tasks.base import InputSpec, TaskSpec
 
 OBJECTIVES = [Objective("acc", "max"), Objective("lat", "min")]
+COSTLY_SEARCHERS = {"optuna-gp": 14}
+"""Searchers whose every ask refits a model for about a second: tests run over every
+searcher give them this budget (past their 10 random startup trials, so the model is
+exercised) and fewer kills, keeping ``make test`` within its time."""
+
+
+def budget_for(searcher: str, budget: int) -> int:
+    return min(budget, COSTLY_SEARCHERS.get(searcher, budget))
 
 
 def hwnas(*args, cwd=None) -> subprocess.CompletedProcess:

@@ -26,6 +26,70 @@ def test_nb201_cells_match_the_table(nb201_path):
         assert metrics["latency"] == pytest.approx(float(row["lat_raspi4"]))
 
 
+def test_nb201_params_count_the_network_weights():
+    """Hand-counted: the cell with no convolution holds only the stem, the residual blocks
+    between stages, the last BatchNorm and the classifier (0.37 M weights for CIFAR-10,
+    the NAS-Bench-201 API's figure); each 3x3 edge adds 9C^2 + 2C and each 1x1 edge
+    C^2 + 2C in every one of the 5 cells of the 16-, 32- and 64-channel stages."""
+    from hwnas.benchmarks.nb201 import EDGE_NAMES, parameters
+
+    skip = dict.fromkeys(EDGE_NAMES, "skip_connect")
+    blocks = sum(9 * a * b + 2 * b + 9 * b * b + 2 * b + a * b for a, b in ((16, 32), (32, 64)))
+    base = 3 * 16 * 9 + 32 + blocks + 128 + 64 * 10 + 10
+    assert parameters(skip, 10) == base
+    assert parameters(dict.fromkeys(EDGE_NAMES, "none"), 10) == base
+    one3 = {**skip, "edge_0_1": "nor_conv_3x3"}
+    assert parameters(one3, 10) - base == 5 * sum(9 * c * c + 2 * c for c in (16, 32, 64))
+    one1 = {**skip, "edge_2_3": "nor_conv_1x1"}
+    assert parameters(one1, 100) - parameters(skip, 100) == 5 * sum(
+        c * c + 2 * c for c in (16, 32, 64)
+    )
+    assert parameters(skip, 100) - base == 64 * 90 + 90
+
+
+def test_nb201_params_match_the_published_counts(nb201_path):
+    """The computed column equals NAS-Bench-Suite-Zero's ``params`` (millions) on its cells."""
+    from hwnas.benchmarks.nb201 import EDGES
+
+    zc_path = nb201_path.parent / "zc_nasbench201.json.gz"
+    if not zc_path.exists():
+        pytest.skip(f"{zc_path} is not here")
+    published = json.loads(gzip.decompress(zc_path.read_bytes()))["cifar10"]
+    bench = load_nb201(nb201_path, "cifar10", "pixel3")
+    naslib_ops = ["skip_connect", "none", "nor_conv_3x3", "nor_conv_1x1", "avg_pool_3x3"]
+    naslib_edges = [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)]
+    for key, entry in list(published.items())[:200]:
+        ops = dict(zip(naslib_edges, (naslib_ops[int(i)] for i in key.strip("()").split(",")),
+                       strict=True))  # fmt: skip
+        arch = bench.space.make({f"edge_{i}_{j}": ops[(i, j)] for i, j in EDGES})
+        assert bench.evaluate(arch)["params"] / 1e6 == pytest.approx(entry["params"]["score"])
+
+
+@pytest.mark.parametrize(("layers", "widths", "seed"), [(2, 5, 0), (5, 4, 3), (7, 3, 1)])
+def test_chain_front_is_the_enumerated_front(layers, widths, seed):
+    """The dynamic program's front is exactly the front of every arch listed, and each
+    front arch's metrics are what evaluating it gives."""
+    import itertools
+
+    from hwnas.benchmarks.chain import ChainBenchmark
+    from hwnas.pareto import pareto_mask
+
+    bench = ChainBenchmark(layers, widths, seed)
+    objectives = [Objective("accuracy", "max"), Objective("latency", "min")]
+    truth = bench.truth(objectives)
+    every = np.array(list(itertools.product(range(widths), repeat=layers)))
+    accuracy, latency = bench._values(every)
+    F = np.column_stack([-accuracy, latency])
+    on_front = np.nonzero(pareto_mask(F))[0]
+    assert truth.front_keys == {bench._arch(every[i]).key for i in on_front}
+    for i in on_front[:5]:
+        metrics = bench.evaluate(bench._arch(every[i]))
+        assert [-metrics["accuracy"], metrics["latency"]] == pytest.approx(F[i].tolist())
+    np.testing.assert_allclose(truth.best, F.min(axis=0))
+    with pytest.raises(HwnasError, match="accuracy:max and latency:min only"):
+        bench.truth([Objective("accuracy", "max"), Objective("latency", "min", limit=3.0)])
+
+
 def test_nb201_refuses_unknown_device_and_dataset(nb201_path):
     with pytest.raises(HwnasError, match="unknown device 'pixel9'.*pixel3"):
         load_nb201(nb201_path, "cifar10", "pixel9")

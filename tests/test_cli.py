@@ -20,6 +20,25 @@ def test_unknown_device(nb201_path, tmp_path):
     assert not out.exists()
 
 
+def test_nb201_objective_that_is_no_metric(nb201_path, tmp_path):
+    out = tmp_path / "out"
+    r = cli("bench", "nb201", "--data", nb201_path, "--objective", "flops:min", "--out", out)
+    assert_user_error(r, "'flops'", "params")
+    assert not out.exists()
+
+
+def test_chain_bench_in_three_objectives_is_refused_and_runs_in_two(tmp_path):
+    out = tmp_path / "out"
+    r = cli("bench", "chain", "--layers", "1", "--out", out)
+    assert_user_error(r, "--layers")
+    r = cli("bench", "chain", "--layers", "6", "--widths", "3", "--searchers", "random,linas",
+            "--seeds", "1", "--budget", "20", "--out", out)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["benchmark"] == "chain-6x3-seed0"
+    assert 0 < summary["searchers"]["linas"]["hv_ratio@20"] <= 1
+
+
 def test_missing_file(tmp_path):
     r = cli("bench", "nb201", "--data", tmp_path / "nope.csv.gz", "--out", tmp_path / "o")
     assert_user_error(r, "nope.csv.gz", "no such file")

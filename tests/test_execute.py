@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import OBJECTIVES, kill_when_stored, toy_bench
+from helpers import OBJECTIVES, budget_for, kill_when_stored, toy_bench
 from hwnas.execute import Part, Workload, built, make_executor, perform
 from hwnas.search import SEARCHERS, make_searcher
 from hwnas.store import Store
@@ -76,10 +76,11 @@ def test_every_searcher_takes_results_as_they_arrive(tmp_path, searcher):
     """Four in flight, told the moment each finishes, in a random order: the budget is
     spent on distinct archs and every result reaches the searcher."""
     with Store(tmp_path / "run.sqlite") as store:
-        study = _study(store, searcher, Shuffled(4, seed=1), budget=30, tell_order="arrival")
+        budget = budget_for(searcher, 30)
+        study = _study(store, searcher, Shuffled(4, seed=1), budget=budget, tell_order="arrival")
         done = study.optimize()
     keys = [e.arch_key for e in done]
-    assert len(keys) == len(set(keys)) == 30
+    assert len(keys) == len(set(keys)) == budget
     assert sorted(_told(study)) == sorted(keys)
 
 

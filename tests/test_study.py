@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from helpers import COSTLY_SEARCHERS, budget_for
 from hwnas.execute import worker_name
 from hwnas.search import SEARCHERS
 from hwnas.store import Store
@@ -46,12 +47,13 @@ def _life(store_path, searcher: str, budget: int, limit: int | None):
 def test_a_study_killed_at_random_moments_ends_as_the_uninterrupted_one(tmp_path, searcher):
     """Killed 20 times at random points (mid-batch included) and resumed each time, every
     searcher ends with exactly the uninterrupted run's evaluations, in the same order, and
-    no arch is evaluated twice. LINAS is killed 4 times: each resume replays its predictor
-    fits, seconds each (bench/resume_exact.py kills it 10 times on NAS-Bench-201)."""
-    budget = 40
+    no arch is evaluated twice. LINAS and the Gaussian process are killed 4 times: each
+    resume replays their model fits, seconds each (bench/resume_exact.py kills LINAS 10
+    times on NAS-Bench-201)."""
+    budget = budget_for(searcher, 40)
     expected, _ = _life(tmp_path / "whole.sqlite", searcher, budget, None)
     rng = np.random.default_rng(7)
-    kills = 4 if searcher == "linas" else 20
+    kills = 4 if searcher == "linas" or searcher in COSTLY_SEARCHERS else 20
     limits = [int(n) for n in rng.integers(0, 8 if searcher == "linas" else 4, size=kills)]
     evaluated, result = 0, None
     for limit in [*limits, None]:

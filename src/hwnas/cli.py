@@ -83,7 +83,8 @@ def _command_line(ctx: typer.Context) -> str | None:
 Searchers = Annotated[
     str,
     typer.Option(
-        help="Comma-separated: random, nsga2, evolution, linas, optuna-tpe, optuna-nsga2."
+        help="Comma-separated: random, nsga2, evolution, linas, optuna-tpe, optuna-nsga2, "
+        "optuna-gp."
     ),
 ]
 Seeds = Annotated[int, typer.Option(min=1, help="Number of seeds (0..N-1) per searcher.")]
@@ -133,13 +134,48 @@ def bench_nb201(
     seeds: Seeds = 10,
     budget: Budget = 500,
     out: Out = Path("runs/bench-nb201"),
+    objective: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="NAME:min|max, repeatable, of accuracy, latency and params "
+            "(the network's weights); default accuracy:max and latency:min."
+        ),
+    ] = None,
 ) -> None:
-    """NAS-Bench-201: accuracy (max) against a device's latency (min)."""
+    """NAS-Bench-201: accuracy (max) against a device's latency (min), or any of accuracy,
+    latency and params."""
     from hwnas.benchmarks.nb201 import load_nb201
     from hwnas.pareto import Objective
 
+    parsed = [Objective.parse(spec) for spec in objective or ("accuracy:max", "latency:min")]
     _searchers(searchers)
     bench = load_nb201(data, dataset, device)
+    for o in parsed:
+        if o.name not in bench.metrics:
+            raise HwnasError(f"--objective {o.name!r}: not a metric of NAS-Bench-201; "
+                             f"choose from {', '.join(bench.metrics)}")  # fmt: skip
+    _compare(bench, parsed, searchers, seeds, budget, out)
+
+
+@bench_app.command("chain")
+def bench_chain(
+    layers: Annotated[int, typer.Option(min=2, max=64, help="Layers, each choosing a width.")] = 18,
+    widths: Annotated[int, typer.Option(min=2, max=32, help="Widths per layer.")] = 8,
+    problem_seed: Annotated[int, typer.Option(help="Draws the problem, not the search.")] = 0,
+    searchers: Searchers = "random,nsga2,linas",
+    seeds: Seeds = 10,
+    budget: Budget = 500,
+    out: Out = Path("runs/bench-chain"),
+) -> None:
+    """A generated space of widths ** layers archs (8 ** 18 = 1.8e16 by default), too large
+    to list, whose true front is known exactly: accuracy with diminishing returns and
+    interactions between neighbouring layers, latency from each layer's input and output
+    widths."""
+    from hwnas.benchmarks.chain import ChainBenchmark
+    from hwnas.pareto import Objective
+
+    _searchers(searchers)
+    bench = ChainBenchmark(layers, widths, problem_seed)
     objectives = [Objective("accuracy", "max"), Objective("latency", "min")]
     _compare(bench, objectives, searchers, seeds, budget, out)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hwnas.benchmarks.table import TableBenchmark
+from hwnas.benchmarks.table import Benchmark
 from hwnas.errors import HwnasError
 from hwnas.files import MiB, make_out, read_json_limited, run_lock, write_atomic
 from hwnas.pareto import (
@@ -24,7 +24,6 @@ from hwnas.pareto import (
     feasible_mask,
     hypervolume,
     objective_matrix,
-    pareto_mask,
     running_hypervolume,
 )
 from hwnas.progress import Progress, SilentProgress
@@ -34,8 +33,9 @@ from hwnas.study import Study
 
 THRESHOLDS = (0.95, 0.99)
 # The score counts only archs better than the table's median in every objective; LINAS is
-# told so, as a user states the region they care about.
-SEARCHER_OPTIONS = {"linas": {"reference_quantile": 0.5}}
+# told so, as a user states the region they care about. A table's values carry no noise;
+# the Gaussian process is told so.
+SEARCHER_OPTIONS = {"linas": {"reference_quantile": 0.5}, "optuna-gp": {"deterministic": True}}
 
 
 @dataclass(frozen=True)
@@ -52,22 +52,18 @@ class RunScore:
 
 
 class Scorer:
-    """Ground truth of a benchmark: the normalisation, the true front and its hypervolume."""
+    """Ground truth of a benchmark: the normalisation, the true front and its hypervolume.
 
-    def __init__(self, bench: TableBenchmark, objectives: Sequence[Objective]) -> None:
+    The benchmark says what they are (``truth(objectives)``): a table by enumerating its
+    rows, a generated problem too large for that by solving for its front."""
+
+    def __init__(self, bench: Benchmark, objectives: Sequence[Objective]) -> None:
         self.objectives = tuple(objectives)
-        keys, values = bench.entries()
-        metrics = [dict(zip(bench.metrics, row, strict=True)) for row in values]
-        F = objective_matrix(metrics, self.objectives)
-        feasible = feasible_mask(metrics, self.objectives)
-        self.best = F.min(axis=0)
-        self.median = np.median(F, axis=0)
-        scale = np.where(self.median > self.best, self.median - self.best, 1.0)
-        self.scale = scale
-        mask = np.zeros(len(F), dtype=bool)  # the true front: feasible archs only
-        mask[feasible] = pareto_mask(F[feasible])
-        self.true_front_keys = {k for k, on in zip(keys, mask, strict=True) if on}
-        self.true_hv = hypervolume(self.normalise(F[mask]), np.ones(len(self.objectives)))
+        truth = bench.truth(self.objectives)
+        self.best, self.median = truth.best, truth.median
+        self.scale = np.where(self.median > self.best, self.median - self.best, 1.0)
+        self.true_front_keys = truth.front_keys
+        self.true_hv = hypervolume(self.normalise(truth.front), np.ones(len(self.objectives)))
         if self.true_hv <= 0:
             raise HwnasError(
                 f"{bench.name}: no feasible arch beats the table's median in every objective, "
@@ -90,7 +86,7 @@ class Scorer:
 
 
 def run_comparison(
-    bench: TableBenchmark,
+    bench: Benchmark,
     objectives: Sequence[Objective],
     searchers: Sequence[str],
     seeds: Sequence[int],
@@ -106,7 +102,7 @@ def run_comparison(
 
 
 def _compare(
-    bench: TableBenchmark, objectives: Sequence[Objective], searchers: Sequence[str],
+    bench: Benchmark, objectives: Sequence[Objective], searchers: Sequence[str],
     seeds: Sequence[int], budget: int, out: Path, progress: Progress,
 ) -> dict:  # fmt: skip
     scorer = Scorer(bench, objectives)

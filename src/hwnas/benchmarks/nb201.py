@@ -2,6 +2,9 @@
 
 A cell has six edges (0->1, 0->2, 1->2, 0->3, 1->3, 2->3), each one of five operations, so the
 space has 5^6 = 15,625 cells. Data comes from the user's copy of ``nb201_acc_latency.csv.gz``.
+
+The table has no size column, but a cell's network size follows from its genome alone
+(``parameters``), so a third objective needs no other data.
 """
 
 from __future__ import annotations
@@ -27,6 +30,29 @@ DATASETS = {
     "ImageNet16-120": "imagenet16_120_test_acc_200ep",
 }
 _PATHS = ((3,), (0, 4), (1, 5), (0, 2, 5))  # input->output paths, as edge indices
+PARAMS_COLUMN = "hwnas_params"  # computed, not read: the table has no size column
+CLASSES = {"cifar10": 10, "cifar100": 100, "ImageNet16-120": 120}
+STAGE_CHANNELS = (16, 32, 64)  # the network of the table: C = 16, N = 5 cells per stage
+CELLS_PER_STAGE = 5
+
+
+def parameters(ops: dict[str, str], classes: int) -> int:
+    """Weights of the NAS-Bench-201 network (C=16, N=5) with cell ``ops``, BatchNorm's
+    affine pair included, as its PyTorch module counts them: dead edges still hold weights.
+
+    Stem 3x3 conv + BN; three stages of 5 cells at 16, 32, 64 channels, each convolution
+    edge ReLU-conv-BN (3x3: 9C^2 + 2C, 1x1: C^2 + 2C; pool, skip and none hold none);
+    between stages a residual block (two 3x3 ReLU-conv-BN, the first with stride 2, and a
+    1x1 shortcut after a 2x2 pool); a last BN and the classifier."""
+    conv3 = sum(op == "nor_conv_3x3" for op in ops.values())
+    conv1 = sum(op == "nor_conv_1x1" for op in ops.values())
+    total = 3 * 16 * 9 + 2 * 16  # stem
+    for c in STAGE_CHANNELS:
+        total += CELLS_PER_STAGE * (conv3 * (9 * c * c + 2 * c) + conv1 * (c * c + 2 * c))
+    for c_in, c_out in zip(STAGE_CHANNELS[:-1], STAGE_CHANNELS[1:], strict=True):
+        total += 9 * c_in * c_out + 2 * c_out + 9 * c_out * c_out + 2 * c_out + c_in * c_out
+    last = STAGE_CHANNELS[-1]
+    return total + 2 * last + last * classes + classes
 
 
 def parse_cell(arch_str: str) -> dict[str, str]:
@@ -83,7 +109,8 @@ def devices(rows_header: list[str]) -> list[str]:
 def load_nb201(
     path: str | Path, dataset: str = "cifar10", device: str = "pixel3"
 ) -> TableBenchmark:
-    """The benchmark with metrics ``accuracy`` (%, max) and ``latency`` (ms, min)."""
+    """The benchmark with metrics ``accuracy`` (%, max), ``latency`` (ms, min) and
+    ``params`` (weights of the network, min)."""
     if dataset not in DATASETS:
         raise HwnasError(
             f"unknown NAS-Bench-201 dataset {dataset!r}; choose from {', '.join(DATASETS)}"
@@ -97,13 +124,14 @@ def load_nb201(
     cells = []
     for line, row in enumerate(rows, start=2):
         try:
-            cells.append({**row, **parse_cell(row["arch_str"])})
+            ops = parse_cell(row["arch_str"])
         except HwnasError as exc:
             raise HwnasError(f"{path}:{line}: {exc}") from None
+        cells.append({**row, **ops, PARAMS_COLUMN: str(parameters(ops, CLASSES[dataset]))})
     return TableBenchmark(
         cells,
         EDGE_NAMES,
-        {"accuracy": DATASETS[dataset], "latency": f"lat_{device}"},
+        {"accuracy": DATASETS[dataset], "latency": f"lat_{device}", "params": PARAMS_COLUMN},
         name=f"nb201-{dataset}-{device}",
         source=str(path),
         encoder=cell_features,

@@ -12,18 +12,46 @@ import io
 import math
 import zlib
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
 from hwnas.errors import HwnasError, one_line
 from hwnas.evaluate.base import InvalidArch
 from hwnas.files import MiB, read_limited
+from hwnas.pareto import Objective, feasible_mask, objective_matrix, pareto_mask
 from hwnas.space import Arch, Choice, Space, Value, categorical, ordinal
 
 MAX_TABLE_BYTES = 512 * MiB
 """Largest table read, compressed or not (NAS-Bench-201's is 4 MiB as CSV): a bigger file, or
 a gzip that inflates past this (a zip bomb), is refused instead of exhausting memory."""
+
+
+@dataclass(frozen=True)
+class GroundTruth:
+    """What scoring a search on a benchmark needs, in minimisation form: each objective's
+    best and median over the whole space (the normalisation), and the true front's points
+    and arch keys (feasible archs only)."""
+
+    best: np.ndarray
+    median: np.ndarray
+    front: np.ndarray
+    front_keys: set[str]
+
+
+class Benchmark(Protocol):
+    """A searchable problem whose answer is known: an evaluator (``metrics``, ``evaluate``)
+    over ``space`` that can say its ground truth for given objectives."""
+
+    name: str
+    metrics: tuple[str, ...]
+    space: Space
+
+    def evaluate(self, arch: Arch) -> dict[str, float]: ...
+
+    def truth(self, objectives: Sequence[Objective]) -> GroundTruth: ...
 
 
 def read_csv(path: str | Path) -> list[dict[str, str]]:
@@ -177,6 +205,18 @@ class TableBenchmark:
             raise InvalidArch(f"{arch.key} is not in the table") from None
 
     # -- ground truth for benchmarking searchers ------------------------------------------
+    def truth(self, objectives: Sequence[Objective]) -> GroundTruth:
+        """Every row counts: the best and median over all of them, the front over the rows
+        within every limit."""
+        keys, values = self.entries()
+        metrics = [dict(zip(self.metrics, row, strict=True)) for row in values]
+        F = objective_matrix(metrics, objectives)
+        feasible = feasible_mask(metrics, objectives)
+        mask = np.zeros(len(F), dtype=bool)
+        mask[feasible] = pareto_mask(F[feasible])
+        front_keys = {k for k, on in zip(keys, mask, strict=True) if on}
+        return GroundTruth(F.min(axis=0), np.median(F, axis=0), F[mask], front_keys)
+
     def entries(self) -> tuple[list[str], np.ndarray]:
         """Every valid arch key and its metric row (columns in ``self.metrics`` order)."""
         keys = list(self._table)

@@ -23,11 +23,13 @@ SEARCHERS: dict[str, Callable[..., Searcher]] = {
     "linas": LINAS,
     "optuna-tpe": lambda *a, **k: OptunaSearch(*a, sampler="tpe", **k),
     "optuna-nsga2": lambda *a, **k: OptunaSearch(*a, sampler="nsga2", **k),
+    "optuna-gp": lambda *a, **k: OptunaSearch(*a, sampler="gp", **k),
 }
 
 
 class Option(NamedTuple):
-    """A searcher option's type and bounds (``low`` excluded when ``open_low``)."""
+    """A searcher option's type and bounds (``low`` excluded when ``open_low``; none for a
+    ``bool``)."""
 
     kind: type
     low: float
@@ -45,9 +47,12 @@ OPTIONS: dict[str, dict[str, Option]] = {
               "screen": Option(int, 1, 10**6), "noise_after": Option(int, 0, 10**7),
               "exhaustive_limit": Option(int, 0, 10**6), "exhaustive_until": Option(int, 0, 10**7),
               "pool_size": Option(int, 1, 10**6), "reference_sample": Option(int, 1, 10**6),
-              "reference_quantile": Option(float, 0, 1)},
-    "optuna-tpe": {"population_size": _POPULATION, "max_retries": Option(int, 1, 10_000)},
+              "reference_quantile": Option(float, 0, 1), "climb_steps": Option(int, 0, 100),
+              "climb_starts": Option(int, 1, 10_000)},
+    "optuna-tpe": {"max_retries": Option(int, 1, 10_000), "startup": Option(int, 1, 100_000)},
     "optuna-nsga2": {"population_size": _POPULATION, "max_retries": Option(int, 1, 10_000)},
+    "optuna-gp": {"max_retries": Option(int, 1, 10_000), "startup": Option(int, 1, 100_000),
+                  "deterministic": Option(bool, 0, 1)},
 }  # fmt: skip
 """Each searcher's options (its constructor's keyword arguments), so a config's
 ``search.options`` is checked, names, types and bounds, before any data loads or training
@@ -70,6 +75,11 @@ def check_options(name: str, options: Mapping[str, Any] | None) -> dict[str, Any
             takes = ", ".join(schema) or "no options"
             raise HwnasError(f"searcher {name!r}: bad option {key!r} (it takes {takes})")
         option = schema[key]
+        if option.kind is bool:
+            if not isinstance(value, bool):
+                raise HwnasError(f"searcher {name!r}: option {key}: expected true or false, "
+                                 f"got {_short(value)}")  # fmt: skip
+            continue
         kinds = (int,) if option.kind is int else (int, float)
         number = isinstance(value, kinds) and not isinstance(value, bool)
         low_ok = number and (value > option.low if option.open_low else value >= option.low)

@@ -10,9 +10,11 @@ What makes it sample-efficient where plain surrogate screening is not:
 - predictors give distributions (``NoisyForest``): tree disagreement plus the irreducible
   noise measured out-of-bag, so an objective that is mostly noise in the region that matters
   (latency tables often are) is treated as such instead of trusted blindly;
-- the acquisition is Monte-Carlo expected hypervolume improvement over the evaluated front,
-  and a batch is chosen greedily, each pick added to every sample's front as a fantasy, so a
-  batch spreads along the front instead of piling up in one spot;
+- the acquisition is Monte-Carlo expected hypervolume improvement over the evaluated front
+  (exact improvement per sample, vectorised, in two or three objectives; with more, the
+  candidates are ranked by predicted front and crowding instead), and a batch is chosen
+  greedily, each pick added to every sample's front as a fantasy, so a batch spreads along
+  the front instead of piling up in one spot;
 - batches start small (2, then 5, then 10) so the predictors improve early, when it counts.
 Objectives are scaled by the best value seen and a reference point at a quantile of the
 *predicted* objectives over the space (the worst by default; the median when only archs
@@ -58,11 +60,17 @@ class LINAS(Searcher):
         pool_size: int = 3000,
         reference_sample: int = 2000,
         reference_quantile: float = 1.0,
+        climb_steps: int = 4,
+        climb_starts: int = 20,
         constraints: Sequence[Objective] = (),
     ) -> None:
         """``reference_quantile`` places the hypervolume reference point at that quantile of
         the predicted objectives over the space: 1.0 values the whole front, 0.5 only archs
-        better than a typical one in every objective (what the NAS-Bench-201 score counts)."""
+        better than a typical one in every objective (what the NAS-Bench-201 score counts).
+
+        ``climb_steps`` and ``climb_starts``: in a space too large to list, each round
+        climbs the predictors from the pool's ``climb_starts`` most promising candidates,
+        one choice at a time, for up to ``climb_steps`` steps (0: no climbing)."""
         super().__init__(space, objectives, seed, constraints)
         self.initial = initial
         self.samples = samples
@@ -71,6 +79,7 @@ class LINAS(Searcher):
         self.pool_size = pool_size
         self.exhaustive_until = exhaustive_until
         self.reference_quantile = reference_quantile
+        self.climb_steps, self.climb_starts = climb_steps, climb_starts
         self._last_reference: np.ndarray | None = None
         self._archive_features: np.ndarray | None = None
         self._all: list[Arch] | None = None
@@ -121,11 +130,18 @@ class LINAS(Searcher):
         self._last_reference = reference
         scale = np.where(reference > best, reference - best, np.maximum(np.abs(best), 1.0))
         noisy = len(valid) >= self.noise_after
-        dists = [m.predict_distribution(features, with_noise=noisy) for m in models]
-        mean = (np.column_stack([d[0] for d in dists]) - best) / scale
-        spread = np.column_stack([d[1] for d in dists]) / scale
         feasible_F = F[feasible]
         front = (feasible_F[pareto_mask(feasible_F)] - best) / scale
+
+        def predicted(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            """Scaled predicted mean and spread of each objective for feature ``rows``."""
+            dists = [m.predict_distribution(rows, with_noise=noisy) for m in models]
+            return ((np.column_stack([d[0] for d in dists]) - best) / scale,
+                    np.column_stack([d[1] for d in dists]) / scale)  # fmt: skip
+
+        if self._all is None and self.climb_steps and F.shape[1] <= 3:
+            pool, features = self._climb(pool, features, front, predicted)
+        mean, spread = predicted(features)
         limits = np.array(
             [np.inf if o.limit is None else o.to_min(o.limit) for o in self.objectives]
         )
@@ -148,7 +164,7 @@ class LINAS(Searcher):
                 return chosen + top_up
             surely_violating |= ~likely
         mean[surely_violating] = np.inf  # never preferred, whatever the sampling says
-        if F.shape[1] == 2:
+        if F.shape[1] <= 3:
             picks = self._expected_improvement_batch(front, mean, spread, n, margin)
         else:
             picks = list(_rank_and_crowd(mean)[:n])
@@ -249,6 +265,32 @@ class LINAS(Searcher):
         archs = list(pool.values())
         return archs, self.space.features(archs) if archs else np.zeros((0, 0))
 
+    def _climb(
+        self, pool: list[Arch], features: np.ndarray, front: np.ndarray, predicted
+    ) -> tuple[list[Arch], np.ndarray]:
+        """The pool grown by local search on the acquisition (SMAC's way with spaces too
+        large to list): from the candidates of largest optimistic hypervolume gain, every
+        one-choice neighbour is predicted, and the best of those start the next step. A
+        pool of one- and two-step mutants only reaches archs next to the evaluated ones; in
+        10^16 archs a round may then never see where the predictors point."""
+        seen = {a.key for a in pool}
+        starts, rows = pool, features
+        for _ in range(self.climb_steps):
+            mean, _ = predicted(rows)
+            gain = _hypervolume_gain(front, mean)
+            top = np.argsort(-gain, kind="stable")[: self.climb_starts]
+            grown = []
+            for i in top[gain[top] > 0]:
+                for arch in self.space.neighbours(starts[i]):
+                    if arch.key not in seen and self.is_new(arch):
+                        seen.add(arch.key)
+                        grown.append(arch)
+            if not grown:
+                break
+            starts, rows = grown, self.space.features(grown)
+            pool, features = pool + grown, np.vstack([features, rows])
+        return pool, features
+
     def _expected_improvement_batch(
         self,
         front: np.ndarray,
@@ -270,7 +312,7 @@ class LINAS(Searcher):
         if len(screened) == 0:
             return []
         draws = mean[screened] + spread[screened] * self.rng.standard_normal(
-            (self.samples, len(screened), 2)
+            (self.samples, *mean[screened].shape)
         )
         holds = None
         if margin is not None:
@@ -317,11 +359,16 @@ def _add_to_front(front: np.ndarray, point: np.ndarray) -> np.ndarray:
 
 
 def _hypervolume_gain(front: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """Hypervolume each 2-D point would add to ``front`` (reference (1, 1)), vectorised.
+    """Hypervolume each point would add to ``front`` (reference 1 in every objective),
+    vectorised over the points, exactly, in two or three objectives."""
+    if points.shape[1] == 2:
+        return _gain_2d(front, points)
+    return _gain_3d(front, points)
 
-    The front's staircase, clipped to each point's dominated box, is integrated column by
-    column; the gain is the box minus what the front already covers.
-    """
+
+def _gain_2d(front: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """The front's staircase, clipped to each point's dominated box, is integrated column by
+    column; the gain is the box minus what the front already covers."""
     order = np.argsort(front[:, 0], kind="stable")
     fx, fy = front[order, 0], front[order, 1]
     a, b = points[:, :1], points[:, 1:2]
@@ -331,6 +378,35 @@ def _hypervolume_gain(front: np.ndarray, points: np.ndarray) -> np.ndarray:
     covered = np.sum(np.clip(next_x - x, 0, None) * np.clip(1 - y, 0, None), axis=1)
     box = np.clip(1 - points[:, 0], 0, None) * np.clip(1 - points[:, 1], 0, None)
     return np.clip(box - covered, 0, None)
+
+
+GAIN_3D_CHUNK = 256  # points per block: a block holds points x columns floats at once
+
+
+def _gain_3d(front: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """The (x, y) plane is cut into columns at the front's coordinates. Inside a column the
+    front dominates exactly the points above one height, the least third objective of the
+    front's points below and left of the column's corner (a two-way running minimum), so
+    the region no front point dominates is one box per column, and a point's gain is its
+    dominated box's overlap with those boxes: (front size + 1)^2 products per point."""
+    front = front[np.all(front < 1.0, axis=1)]  # a point beyond the reference adds nothing
+    if len(front) == 0:
+        return np.prod(np.clip(1.0 - points, 0, None), axis=1)
+    xs, ys = np.unique(front[:, 0]), np.unique(front[:, 1])
+    x_low, x_high = np.concatenate([[-np.inf], xs]), np.append(xs, 1.0)
+    y_low, y_high = np.concatenate([[-np.inf], ys]), np.append(ys, 1.0)
+    height = np.ones((len(x_low), len(y_low)))
+    at = (np.searchsorted(xs, front[:, 0]) + 1, np.searchsorted(ys, front[:, 1]) + 1)
+    np.minimum.at(height, at, front[:, 2])
+    height = np.minimum.accumulate(np.minimum.accumulate(height, axis=0), axis=1)
+    gains = np.empty(len(points))
+    for start in range(0, len(points), GAIN_3D_CHUNK):
+        q = points[start : start + GAIN_3D_CHUNK]
+        wide = np.clip(x_high - np.maximum(x_low, q[:, :1]), 0, None)
+        deep = np.clip(y_high - np.maximum(y_low, q[:, 1:2]), 0, None)
+        tall = np.clip(height[None] - q[:, 2, None, None], 0, None)
+        gains[start : start + GAIN_3D_CHUNK] = np.einsum("mi,mj,mij->m", wide, deep, tall)
+    return gains
 
 
 def _rank_and_crowd(F: np.ndarray) -> np.ndarray:

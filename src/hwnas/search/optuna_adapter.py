@@ -1,4 +1,10 @@
-"""Optuna's samplers (TPE, NSGA-II) behind the ask/tell interface, as baselines.
+"""Optuna's samplers (TPE, NSGA-II, the Gaussian process) behind the ask/tell interface, as
+baselines: what users reach for first.
+
+The Gaussian-process sampler (``GPSampler``: log expected hypervolume improvement with
+several objectives) models every categorical choice with its own kernel dimension; each ask
+refits the process on every trial so far, so a trial costs seconds after a few hundred and
+it suits budgets of hundreds, not thousands.
 
 Optuna is an optional extra. Its samplers may propose an arch that was already evaluated;
 such a trial is told its known result at once (free) and the sampler is asked again, so the
@@ -35,7 +41,11 @@ def _optuna() -> Any:
 
 
 class OptunaSearch(Searcher):
-    """Runs an Optuna sampler; ``sampler`` is ``"tpe"`` or ``"nsga2"``."""
+    """Runs an Optuna sampler; ``sampler`` is ``"tpe"``, ``"nsga2"`` or ``"gp"``.
+
+    ``startup``: random trials before TPE or the Gaussian process model anything;
+    ``deterministic``: tells the Gaussian process the objectives carry no noise (true of a
+    table, not of measured latency)."""
 
     def __init__(
         self,
@@ -45,6 +55,8 @@ class OptunaSearch(Searcher):
         sampler: str = "tpe",
         population_size: int = 20,
         max_retries: int = 20,
+        startup: int = 10,
+        deterministic: bool = False,
         constraints: Sequence[Objective] = (),
     ) -> None:
         super().__init__(space, objectives, seed, constraints)
@@ -57,13 +69,20 @@ class OptunaSearch(Searcher):
         if sampler == "tpe":
             with warnings.catch_warnings():  # `group` is marked experimental; it handles conditions
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                made = optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True)
+                made = optuna.samplers.TPESampler(
+                    seed=seed, multivariate=True, group=True, n_startup_trials=startup
+                )
+            self.batch_size = 1
+        elif sampler == "gp":
+            made = optuna.samplers.GPSampler(
+                seed=seed, n_startup_trials=startup, deterministic_objective=deterministic
+            )
             self.batch_size = 1
         elif sampler == "nsga2":
             made = optuna.samplers.NSGAIISampler(seed=seed, population_size=population_size)
             self.batch_size = population_size
         else:
-            raise HwnasError(f"unknown optuna sampler {sampler!r}; use tpe or nsga2")
+            raise HwnasError(f"unknown optuna sampler {sampler!r}; use tpe, nsga2 or gp")
         self._optuna = optuna
         self.max_retries = max_retries
         self.study = optuna.create_study(
