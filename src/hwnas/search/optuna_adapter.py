@@ -74,9 +74,11 @@ class OptunaSearch(Searcher):
                 )
             self.batch_size = 1
         elif sampler == "gp":
-            made = optuna.samplers.GPSampler(
-                seed=seed, n_startup_trials=startup, deterministic_objective=deterministic
-            )
+            with warnings.catch_warnings():  # `deterministic_objective` is marked experimental
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                made = optuna.samplers.GPSampler(
+                    seed=seed, n_startup_trials=startup, deterministic_objective=deterministic
+                )
             self.batch_size = 1
         elif sampler == "nsga2":
             made = optuna.samplers.NSGAIISampler(seed=seed, population_size=population_size)
