@@ -11,8 +11,9 @@ What makes it sample-efficient where plain surrogate screening is not:
   noise measured out-of-bag, so an objective that is mostly noise in the region that matters
   (latency tables often are) is treated as such instead of trusted blindly;
 - the acquisition is Monte-Carlo expected hypervolume improvement over the evaluated front
-  (exact improvement per sample, vectorised, in two or three objectives; with more, the
-  candidates are ranked by predicted front and crowding instead), and a batch is chosen
+  (exact improvement per sample, vectorised, in two or three objectives; with one or more
+  than three, the candidates are ranked by predicted front and crowding instead), and a
+  batch is chosen
   greedily, each pick added to every sample's front as a fantasy, so a batch spreads along
   the front instead of piling up in one spot;
 - batches start small (2, then 5, then 10) so the predictors improve early, when it counts.
@@ -139,7 +140,7 @@ class LINAS(Searcher):
             return ((np.column_stack([d[0] for d in dists]) - best) / scale,
                     np.column_stack([d[1] for d in dists]) / scale)  # fmt: skip
 
-        if self._all is None and self.climb_steps and F.shape[1] <= 3:
+        if self._all is None and self.climb_steps and F.shape[1] in (2, 3):
             pool, features = self._climb(pool, features, front, predicted)
         mean, spread = predicted(features)
         limits = np.array(
@@ -164,7 +165,7 @@ class LINAS(Searcher):
                 return chosen + top_up
             surely_violating |= ~likely
         mean[surely_violating] = np.inf  # never preferred, whatever the sampling says
-        if F.shape[1] <= 3:
+        if F.shape[1] in (2, 3):
             picks = self._expected_improvement_batch(front, mean, spread, n, margin)
         else:
             picks = list(_rank_and_crowd(mean)[:n])
