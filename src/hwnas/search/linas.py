@@ -13,9 +13,8 @@ What makes it sample-efficient where plain surrogate screening is not:
 - the acquisition is Monte-Carlo expected hypervolume improvement over the evaluated front
   (exact improvement per sample, vectorised, in two or three objectives; with one or more
   than three, the candidates are ranked by predicted front and crowding instead), and a
-  batch is chosen
-  greedily, each pick added to every sample's front as a fantasy, so a batch spreads along
-  the front instead of piling up in one spot;
+  batch is chosen greedily, each pick added to every sample's front as a fantasy, so a
+  batch spreads along the front instead of piling up in one spot;
 - batches start small (2, then 5, then 10) so the predictors improve early, when it counts.
 Objectives are scaled by the best value seen and a reference point at a quantile of the
 *predicted* objectives over the space (the worst by default; the median when only archs
