@@ -34,7 +34,7 @@ and the random stream is the one it always was.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from scipy.special import ndtr
@@ -266,13 +266,19 @@ class LINAS(Searcher):
         return archs, self.space.features(archs) if archs else np.zeros((0, 0))
 
     def _climb(
-        self, pool: list[Arch], features: np.ndarray, front: np.ndarray, predicted
+        self,
+        pool: list[Arch],
+        features: np.ndarray,
+        front: np.ndarray,
+        predicted: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
     ) -> tuple[list[Arch], np.ndarray]:
-        """The pool grown by local search on the acquisition (SMAC's way with spaces too
-        large to list): from the candidates of largest optimistic hypervolume gain, every
-        one-choice neighbour is predicted, and the best of those start the next step. A
-        pool of one- and two-step mutants only reaches archs next to the evaluated ones; in
-        10^16 archs a round may then never see where the predictors point."""
+        """The pool grown by local search on the predictors (SMAC's way with spaces too
+        large to list): from the candidates whose predicted mean adds the most hypervolume,
+        every one-choice neighbour is predicted, and the best of those start the next step.
+        A pool of one- and two-step mutants only reaches archs next to the evaluated ones;
+        in 10^16 archs a round may then never see where the predictors point. The mean, not
+        an optimistic bound: climbing the bound chases the forests' uncertainty far from
+        any data (it halved the hypervolume on the chain benchmark it was tried on)."""
         seen = {a.key for a in pool}
         starts, rows = pool, features
         for _ in range(self.climb_steps):
