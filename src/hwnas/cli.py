@@ -144,16 +144,16 @@ def bench_nb201(
 ) -> None:
     """NAS-Bench-201: accuracy (max) against a device's latency (min), or any of accuracy,
     latency and params."""
-    from hwnas.benchmarks.nb201 import load_nb201
+    from hwnas.benchmarks.nb201 import METRICS, load_nb201
     from hwnas.pareto import Objective
 
     parsed = [Objective.parse(spec) for spec in objective or ("accuracy:max", "latency:min")]
+    for o in parsed:
+        if o.name not in METRICS:
+            raise HwnasError(f"--objective {o.name!r}: not a metric of NAS-Bench-201; "
+                             f"choose from {', '.join(METRICS)}")  # fmt: skip
     _searchers(searchers)
     bench = load_nb201(data, dataset, device)
-    for o in parsed:
-        if o.name not in bench.metrics:
-            raise HwnasError(f"--objective {o.name!r}: not a metric of NAS-Bench-201; "
-                             f"choose from {', '.join(bench.metrics)}")  # fmt: skip
     _compare(bench, parsed, searchers, seeds, budget, out)
 
 

@@ -30,6 +30,7 @@ DATASETS = {
     "ImageNet16-120": "imagenet16_120_test_acc_200ep",
 }
 _PATHS = ((3,), (0, 4), (1, 5), (0, 2, 5))  # input->output paths, as edge indices
+METRICS = ("accuracy", "latency", "params")
 PARAMS_COLUMN = "hwnas_params"  # computed, not read: the table has no size column
 CLASSES = {"cifar10": 10, "cifar100": 100, "ImageNet16-120": 120}
 STAGE_CHANNELS = (16, 32, 64)  # the network of the table: C = 16, N = 5 cells per stage
@@ -131,7 +132,7 @@ def load_nb201(
     return TableBenchmark(
         cells,
         EDGE_NAMES,
-        {"accuracy": DATASETS[dataset], "latency": f"lat_{device}", "params": PARAMS_COLUMN},
+        dict(zip(METRICS, (DATASETS[dataset], f"lat_{device}", PARAMS_COLUMN), strict=True)),
         name=f"nb201-{dataset}-{device}",
         source=str(path),
         encoder=cell_features,
