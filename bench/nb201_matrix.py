@@ -150,7 +150,7 @@ def table(summaries: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
-def wide_table(summaries: dict[str, dict], marks: tuple[int, ...] = (50, 100, 200, 500)) -> str:
+def wide_table(summaries: dict[str, dict]) -> str:
     """One row per problem: each searcher's mean ratio at each mark, the best in bold, and
     whether LINAS is at least every other searcher at 100, 200 and 500."""
     names = list(next(iter(summaries.values()))["searchers"])
@@ -164,7 +164,8 @@ def wide_table(summaries: dict[str, dict], marks: tuple[int, ...] = (50, 100, 20
                 value = s[n][f"hv_ratio@{m}"]
                 best = max(s[o][f"hv_ratio@{m}"] for o in names)
                 cells.append(f"**{value:.3f}**" if value >= best else f"{value:.3f}")
-        cells.append("yes" if _leads(s) else "no: " + ", ".join(_behind(s)))
+        behind = _behind(s)
+        cells.append("no: " + ", ".join(behind) if behind else "yes")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -185,10 +186,6 @@ def _behind(s: dict, marks: tuple[int, ...] = (100, 200, 500)) -> list[str]:
     return out
 
 
-def _leads(s: dict) -> bool:
-    return not _behind(s)
-
-
 def goals(summaries: dict[str, dict]) -> str:
     """The goals of issue 13 on the wide matrix, over all problems and per set."""
     lines = []
@@ -197,7 +194,7 @@ def goals(summaries: dict[str, dict]) -> str:
         chosen = {p: s["searchers"] for p, s in summaries.items() if keep(p)}
         if not chosen:
             continue
-        leads = sum(_leads(s) for s in chosen.values())
+        leads = sum(not _behind(s) for s in chosen.values())
         means = {m: np.mean([s["linas"][f"hv_ratio@{m}"] for s in chosen.values()])
                  for m in (50, 500)}  # fmt: skip
         others = {n for s in chosen.values() for n in s if n != "linas"}

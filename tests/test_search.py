@@ -156,7 +156,8 @@ def test_linas_climbs_its_predictors_in_a_space_too_large_to_list():
         return mean, np.zeros_like(mean)
 
     front = predicted(features)[0][:5]
-    grown, grown_features = searcher._climb(list(pool), features, front, predicted)
+    grown, grown_features, mean, _ = searcher._climb(list(pool), features, front, predicted)
+    np.testing.assert_allclose(mean, predicted(grown_features)[0])
     assert grown[:50] == pool and len(grown) > 50
     assert len({a.key for a in grown}) == len(grown)
     gain = _hypervolume_gain(front, predicted(grown_features)[0])

@@ -140,8 +140,9 @@ class LINAS(Searcher):
                     np.column_stack([d[1] for d in dists]) / scale)  # fmt: skip
 
         if self._all is None and self.climb_steps and F.shape[1] in (2, 3):
-            pool, features = self._climb(pool, features, front, predicted)
-        mean, spread = predicted(features)
+            pool, features, mean, spread = self._climb(pool, features, front, predicted)
+        else:
+            mean, spread = predicted(features)
         limits = np.array(
             [np.inf if o.limit is None else o.to_min(o.limit) for o in self.objectives]
         )
@@ -271,18 +272,21 @@ class LINAS(Searcher):
         features: np.ndarray,
         front: np.ndarray,
         predicted: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
-    ) -> tuple[list[Arch], np.ndarray]:
+    ) -> tuple[list[Arch], np.ndarray, np.ndarray, np.ndarray]:
         """The pool grown by local search on the predictors (SMAC's way with spaces too
         large to list): from the candidates whose predicted mean adds the most hypervolume,
         every one-choice neighbour is predicted, and the best of those start the next step.
         A pool of one- and two-step mutants only reaches archs next to the evaluated ones;
         in 10^16 archs a round may then never see where the predictors point. The mean, not
         an optimistic bound: climbing the bound chases the forests' uncertainty far from
-        any data (it halved the hypervolume on the chain benchmark it was tried on)."""
+        any data (it halved the hypervolume on the chain benchmark it was tried on).
+        Returns the grown pool, its features and their predicted means and spreads, each
+        row predicted once."""
         seen = {a.key for a in pool}
         starts, rows = pool, features
+        mean, spread = predicted(rows)
+        means, spreads = [mean], [spread]
         for _ in range(self.climb_steps):
-            mean, _ = predicted(rows)
             gain = _hypervolume_gain(front, mean)
             top = np.argsort(-gain, kind="stable")[: self.climb_starts]
             grown = []
@@ -295,7 +299,10 @@ class LINAS(Searcher):
                 break
             starts, rows = grown, self.space.features(grown)
             pool, features = pool + grown, np.vstack([features, rows])
-        return pool, features
+            mean, spread = predicted(rows)
+            means.append(mean)
+            spreads.append(spread)
+        return pool, features, np.vstack(means), np.vstack(spreads)
 
     def _expected_improvement_batch(
         self,
