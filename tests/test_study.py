@@ -147,3 +147,37 @@ def test_an_attempt_cut_short_by_a_kill_is_counted_on_resume(tmp_path):
     with Store(path) as store:
         again = [j for j in store.jobs("r") if j["arch_key"] == running[0]["arch_key"]]
     assert [(j["attempt"], j["state"]) for j in again] == [(1, "running"), (2, "done")]
+
+
+class _KilledWhileRecording(Store):
+    """A store whose process dies after ``records`` evaluations, while the next one's
+    job state is written but before its evaluation is."""
+
+    def __init__(self, path, records: int) -> None:
+        super().__init__(path)
+        self.records = records
+
+    def record(self, *args, **kwargs):
+        if self.records == 0:
+            raise Killed
+        self.records -= 1
+        return super().record(*args, **kwargs)
+
+
+def test_a_kill_between_a_job_and_its_record_leaves_the_job_undone(tmp_path):
+    """A job's last state and its arch's result are one commit: a kill in between leaves
+    the job running, never done with its result lost (it would be done twice on resume)."""
+    from helpers import OBJECTIVES, toy_bench
+    from hwnas.search import make_searcher
+    from hwnas.study import Study
+
+    bench, path = toy_bench(), tmp_path / "killed.sqlite"
+    with _KilledWhileRecording(path, 3) as store, pytest.raises(Killed):
+        Study(space=bench.space, evaluator=bench, objectives=OBJECTIVES, store=store,
+              searcher=make_searcher("random", bench.space, OBJECTIVES, seed=0),
+              run_id="r", budget=6).optimize()  # fmt: skip
+    with Store(path) as store:
+        stored = {e.arch_key for e in store.evaluations("r")}
+        done = {j["arch_key"] for j in store.jobs("r") if j["state"] == "done"}
+        states = [j["state"] for j in store.jobs("r")]
+    assert len(stored) == 3 and done == stored and states.count("running") == 1

@@ -7,10 +7,11 @@ process crash while staying cheap enough to commit once per record.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -123,6 +124,19 @@ class Store:
         if not tables:
             # IF NOT EXISTS and OR IGNORE: two processes creating the same store both succeed.
             self._conn.executescript(f"BEGIN; {_SCHEMA} COMMIT;")
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Writes made inside are committed together or not at all. The study writes a job's
+        last state and its arch's evaluation in one, so a kill between the two cannot leave
+        a job marked done whose result is lost, to be done again on resume."""
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
 
     def open_run(self, run_id: str, config: Mapping[str, Any]) -> None:
         """Create the run, or accept it unchanged; a changed config refuses the resume."""
@@ -241,7 +255,7 @@ class Store:
         if state not in JOB_STATES:
             raise ValueError(f"job state {state!r} is not one of {JOB_STATES}")
         if not self._jobs_table:
-            self._conn.executescript(_JOBS)
+            self._conn.execute(_JOBS)  # not executescript, which would commit a transaction
             self._jobs_table = True
         self._conn.execute(
             "INSERT OR REPLACE INTO jobs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",

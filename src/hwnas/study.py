@@ -213,6 +213,10 @@ class Study:
                        worker_name())  # fmt: skip
 
     def _finished(self, outcome: Outcome) -> None:
+        with self.store.transaction():  # the job's state and its arch's record, or neither
+            self._settle(outcome)
+
+    def _settle(self, outcome: Outcome) -> None:
         job = outcome.job
         state = "failed" if outcome.failed else "done"
         self.store.job(self.run_id, job.arch_key, job.part.name, job.attempt, state,
