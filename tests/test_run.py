@@ -227,6 +227,19 @@ def test_train_then_run_reuses_the_checkpoint(tmp_path):
     r = hwnas("run", "--config", config, "--out", out)
     assert r.returncode == 0, r.stderr
     assert checkpoint.stat().st_mtime_ns == written  # complete: reused, not retrained
+    again, reseeded = tmp_path / "again", tmp_path / "reseeded.yaml"
+    again.mkdir()
+    for part in out.glob(f"{checkpoint.name}*"):  # the weights and the optimizer's state
+        (again / part.name).write_bytes(part.read_bytes())
+    reseeded.write_text(config.read_text().replace("search: {", "search: {seed: 1, "))
+    r = hwnas("run", "--config", reseeded, "--out", again)
+    assert r.returncode == 0, r.stderr
+    assert (again / checkpoint.name).read_bytes() == checkpoint.read_bytes()
+    searched = []
+    for folder in (out, again):
+        with Store(folder / "run.sqlite") as store:
+            searched.append({e.arch_key for e in store.evaluations("main")})
+    assert searched[0] != searched[1], "search.seed searches the same super-network anew"
     other = tmp_path / "other.yaml"
     other.write_text(config.read_text().replace("epochs: 1", "epochs: 2"))
     r = cli("run", "--config", other, "--out", tmp_path / "run", "--resume")

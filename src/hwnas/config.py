@@ -194,6 +194,11 @@ class SearchConfig(_Strict):
     searcher: str = "linas"
     options: dict[str, Any] = Field(default_factory=dict, description="searcher arguments")
     budget: int = Field(80, ge=1, le=10**7)
+    seed: int | None = Field(
+        None, ge=0, le=2**32 - 1,
+        description="the searcher's seed; unset, the run's. Another one searches a trained "
+        "super-network again (its supernet.safetensors* copied into --out) without training it",
+    )  # fmt: skip
     objectives: list[str] | None = None
     constraints: list[str] = Field(default_factory=list)
     calibration_images: int = Field(256, ge=8, le=10**6)

@@ -385,7 +385,8 @@ def _run(
     latency = evaluators["latency"]
     try:
         searcher = make_searcher(
-            config.search.searcher, space, plan.objectives, config.seed,
+            config.search.searcher, space, plan.objectives,
+            config.seed if config.search.seed is None else config.search.seed,
             config.search.options, constraints=plan.constraints,
         )  # fmt: skip
     except HwnasError as exc:
