@@ -7,10 +7,11 @@ import pytest
 
 from helpers import OBJECTIVES, toy_bench, toy_rows, write_csv
 from hwnas.benchmarks.compare import Scorer, run_comparison
-from hwnas.benchmarks.nb201 import effective_edges, load_nb201, parse_cell
+from hwnas.benchmarks.nb201 import load_nb201
 from hwnas.benchmarks.table import TableBenchmark
 from hwnas.errors import HwnasError
 from hwnas.evaluate import InvalidArch
+from hwnas.families.nb201.cell import effective_edges, parse_cell
 from hwnas.pareto import Objective
 
 
@@ -31,7 +32,8 @@ def test_nb201_params_count_the_network_weights():
     between stages, the last BatchNorm and the classifier (0.37 M weights for CIFAR-10,
     the NAS-Bench-201 API's figure); each 3x3 edge adds 9C^2 + 2C and each 1x1 edge
     C^2 + 2C in every one of the 5 cells of the 16-, 32- and 64-channel stages."""
-    from hwnas.benchmarks.nb201 import EDGE_NAMES, parameters
+    from hwnas.benchmarks.nb201 import parameters
+    from hwnas.families.nb201.cell import EDGE_NAMES
 
     skip = dict.fromkeys(EDGE_NAMES, "skip_connect")
     blocks = sum(9 * a * b + 2 * b + 9 * b * b + 2 * b + a * b for a, b in ((16, 32), (32, 64)))
@@ -47,21 +49,26 @@ def test_nb201_params_count_the_network_weights():
     assert parameters(skip, 100) - base == 64 * 90 + 90
 
 
+def naslib_cell(key: str) -> dict[str, str]:
+    """A cell written as NAS-Bench-Suite-Zero writes it: op ids in NASLib's op and edge order."""
+    from hwnas.families.nb201.cell import EDGES
+
+    naslib_ops = ["skip_connect", "none", "nor_conv_3x3", "nor_conv_1x1", "avg_pool_3x3"]
+    naslib_edges = [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)]
+    ops = dict(zip(naslib_edges, (naslib_ops[int(i)] for i in key.strip("()").split(",")),
+                   strict=True))  # fmt: skip
+    return {f"edge_{i}_{j}": ops[(i, j)] for i, j in EDGES}
+
+
 def test_nb201_params_match_the_published_counts(nb201_path):
     """The computed column equals NAS-Bench-Suite-Zero's ``params`` (millions) on its cells."""
-    from hwnas.benchmarks.nb201 import EDGES
-
     zc_path = nb201_path.parent / "zc_nasbench201.json.gz"
     if not zc_path.exists():
         pytest.skip(f"{zc_path} is not here")
     published = json.loads(gzip.decompress(zc_path.read_bytes()))["cifar10"]
     bench = load_nb201(nb201_path, "cifar10", "pixel3")
-    naslib_ops = ["skip_connect", "none", "nor_conv_3x3", "nor_conv_1x1", "avg_pool_3x3"]
-    naslib_edges = [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)]
     for key, entry in list(published.items())[:200]:
-        ops = dict(zip(naslib_edges, (naslib_ops[int(i)] for i in key.strip("()").split(",")),
-                       strict=True))  # fmt: skip
-        arch = bench.space.make({f"edge_{i}_{j}": ops[(i, j)] for i, j in EDGES})
+        arch = bench.space.make(naslib_cell(key))
         assert bench.evaluate(arch)["params"] / 1e6 == pytest.approx(entry["params"]["score"])
 
 
@@ -167,3 +174,21 @@ def test_scorer_counts_only_feasible_archs():
     assert scorer.curve(slow)[-1] == 0.0
     with pytest.raises(HwnasError, match="relax the limits"):
         Scorer(bench, [OBJECTIVES[0], Objective("lat", "min", limit=5.0)])
+
+
+def test_the_nb201_family_is_the_tables_network_over_the_tables_space(nb201_path):
+    """The family's extracted PyTorch network holds exactly the weights NAS-Bench-201
+    reports, and its space is the table's: an arch of one is the same arch in the other."""
+    from hwnas.families.nb201 import NB201Config, NB201SuperNet
+
+    zc_path = nb201_path.parent / "zc_nasbench201.json.gz"
+    if not zc_path.exists():
+        pytest.skip(f"{zc_path} is not here")
+    published = json.loads(gzip.decompress(zc_path.read_bytes()))["cifar10"]
+    bench, net = load_nb201(nb201_path, "cifar10", "pixel3"), NB201SuperNet(NB201Config())
+    assert net.space().describe()["choices"] == bench.space.describe()["choices"]
+    for entry in list(published.values())[:: len(published) // 6]:
+        arch = bench.space.make(naslib_cell(entry["arch"]))
+        assert net.space().make(arch.to_dict()).key == arch.key
+        weights = sum(p.numel() for p in net.extract(arch).parameters())
+        assert weights / 1e6 == pytest.approx(entry["params"]["score"], abs=1e-6)

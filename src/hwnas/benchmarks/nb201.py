@@ -14,93 +14,28 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from hwnas.benchmarks.table import TableBenchmark, read_csv
 from hwnas.errors import HwnasError
 from hwnas.execute.base import SINGLE_PART, Built
+from hwnas.families.nb201.cell import cell_space, parse_cell
+from hwnas.families.nb201.config import NB201Config, network_cost
 from hwnas.space import Arch
 
-OPERATIONS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
-EDGES = ((0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3))
-EDGE_NAMES = tuple(f"edge_{i}_{j}" for i, j in EDGES)
 DATASETS = {
     "cifar10": "cifar10_test_acc_200ep",
     "cifar100": "cifar100_test_acc_200ep",
     "ImageNet16-120": "imagenet16_120_test_acc_200ep",
 }
-_PATHS = ((3,), (0, 4), (1, 5), (0, 2, 5))  # input->output paths, as edge indices
 METRICS = ("accuracy", "latency", "params")
 PARAMS_COLUMN = "hwnas_params"  # computed, not read: the table has no size column
 CLASSES = {"cifar10": 10, "cifar100": 100, "ImageNet16-120": 120}
-STAGE_CHANNELS = (16, 32, 64)  # the network of the table: C = 16, N = 5 cells per stage
-CELLS_PER_STAGE = 5
 
 
 def parameters(ops: dict[str, str], classes: int) -> int:
-    """Weights of the NAS-Bench-201 network (C=16, N=5) with cell ``ops``, BatchNorm's
-    affine pair included, as its PyTorch module counts them: dead edges still hold weights.
-
-    Stem 3x3 conv + BN; three stages of 5 cells at 16, 32, 64 channels, each convolution
-    edge ReLU-conv-BN (3x3: 9C^2 + 2C, 1x1: C^2 + 2C; pool, skip and none hold none);
-    between stages a residual block (two 3x3 ReLU-conv-BN, the first with stride 2, and a
-    1x1 shortcut after a 2x2 pool); a last BN and the classifier."""
-    conv3 = sum(op == "nor_conv_3x3" for op in ops.values())
-    conv1 = sum(op == "nor_conv_1x1" for op in ops.values())
-    total = 3 * 16 * 9 + 2 * 16  # stem
-    for c in STAGE_CHANNELS:
-        total += CELLS_PER_STAGE * (conv3 * (9 * c * c + 2 * c) + conv1 * (c * c + 2 * c))
-    for c_in, c_out in zip(STAGE_CHANNELS[:-1], STAGE_CHANNELS[1:], strict=True):
-        total += 9 * c_in * c_out + 2 * c_out + 9 * c_out * c_out + 2 * c_out + c_in * c_out
-    last = STAGE_CHANNELS[-1]
-    return total + 2 * last + last * classes + classes
-
-
-def parse_cell(arch_str: str) -> dict[str, str]:
-    """``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|`` -> {edge name: op}."""
-    ops = [t.split("~")[0] for part in arch_str.strip("|").split("|+|") for t in part.split("|")]
-    if len(ops) != len(EDGES) or any(op not in OPERATIONS for op in ops):
-        raise HwnasError(f"not a NAS-Bench-201 cell string: {arch_str!r}")
-    return dict(zip(EDGE_NAMES, ops, strict=True))
-
-
-def effective_edges(genome: np.ndarray) -> np.ndarray:
-    """Op index per edge with edges off every input->output path set to ``none`` (0).
-
-    Such edges cannot change the cell's output, so accuracy depends on the effective cell;
-    latency may still depend on the raw ops (a runtime can execute dead branches).
-    """
-    ops = np.asarray(genome)
-    live = ops != 0
-    reach = np.ones((len(ops), 4), dtype=bool)  # reach[:, n]: node n reachable from input
-    for n in (1, 2, 3):
-        reach[:, n] = np.any(
-            [live[:, e] & reach[:, i] for e, (i, j) in enumerate(EDGES) if j == n], 0
-        )
-    leads = np.ones((len(ops), 4), dtype=bool)  # leads[:, n]: output reachable from node n
-    for n in (2, 1, 0):
-        leads[:, n] = np.any(
-            [live[:, e] & leads[:, j] for e, (i, j) in enumerate(EDGES) if i == n], 0
-        )
-    keep = np.column_stack(
-        [live[:, e] & reach[:, i] & leads[:, j] for e, (i, j) in enumerate(EDGES)]
-    )
-    return np.where(keep, ops, 0)
-
-
-def cell_features(genome: np.ndarray) -> np.ndarray:
-    """Domain features: effective ops one-hot and counts, raw op counts (dead branches may
-    still run and cost latency), and per-path depth of convolutions."""
-    eff = effective_edges(genome)
-    raw = np.column_stack([(np.asarray(genome) == k).sum(1) for k in range(len(OPERATIONS))])
-    onehot = np.concatenate([(eff == k).astype(float) for k in range(len(OPERATIONS))], axis=1)
-    counts = np.column_stack([(eff == k).sum(1) for k in range(len(OPERATIONS))])
-    paths = []
-    for path in _PATHS:
-        ops = eff[:, list(path)]
-        open_ = np.all(ops != 0, axis=1)
-        paths += [open_, np.where(open_, np.isin(ops, (2, 3)).sum(1), 0)]
-    return np.column_stack([onehot, counts, raw, *paths]).astype(float)
+    """Weights of the tables' network (C=16, N=5) with cell ``ops``, as the ``nb201``
+    family's extracted module counts them (BatchNorm's affine pair included, dead edges
+    holding weights): what NAS-Bench-201 reports."""
+    return network_cost(ops, NB201Config(num_classes=classes)).params
 
 
 def devices(rows_header: list[str]) -> list[str]:
@@ -131,12 +66,9 @@ def load_nb201(
         cells.append({**row, **ops, PARAMS_COLUMN: str(parameters(ops, CLASSES[dataset]))})
     return TableBenchmark(
         cells,
-        EDGE_NAMES,
+        cell_space(f"nb201-{dataset}-{device}"),
         dict(zip(METRICS, (DATASETS[dataset], f"lat_{device}", PARAMS_COLUMN), strict=True)),
-        name=f"nb201-{dataset}-{device}",
         source=str(path),
-        encoder=cell_features,
-        options={edge: OPERATIONS for edge in EDGE_NAMES},
     )
 
 

@@ -11,7 +11,7 @@ import gzip
 import io
 import math
 import zlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -124,18 +124,20 @@ class TableBenchmark:
     def __init__(
         self,
         rows: Sequence[Mapping[str, str]],
-        choices: Sequence[str],
+        choices: Sequence[str] | Space,
         metrics: Mapping[str, str],
         name: str = "table",
         source: str = "<rows>",
-        encoder: Callable[[np.ndarray], np.ndarray] | None = None,
-        options: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         """``metrics`` maps a metric name to the column holding it.
 
-        ``options`` fixes the option order of categorical choice columns where the order
-        means something to ``encoder``; otherwise options are sorted.
+        ``choices`` names the choice columns, whose values span the space (options sorted),
+        or is the space itself where one is defined elsewhere, with its option order and
+        domain features (its choices are then the columns and its name the table's).
         """
+        given = choices if isinstance(choices, Space) else None
+        if given is not None:
+            choices, name = given.names, given.name
         if not choices:
             raise HwnasError(f"{source}: no choice columns given")
         columns = set(rows[0])
@@ -147,15 +149,11 @@ class TableBenchmark:
         self.name = name
         self.metrics = tuple(metrics)
         try:
-            spanned = [
-                categorical(c, options[c])
-                if options and c in options
-                else _choice_for(c, [r[c] for r in rows])
-                for c in choices
-            ]
+            self.space = given or Space(
+                [_choice_for(c, [r[c] for r in rows]) for c in choices], name=name
+            )
         except HwnasError as exc:
             raise HwnasError(f"{source}: {exc}") from None
-        self.space = Space(spanned, name=name, encoder=encoder)
         self._table: dict[str, dict[str, float]] = {}
         first_line: dict[str, int] = {}
         for line, row in enumerate(rows, start=2):

@@ -15,6 +15,7 @@ from hwnas.families.base import Cost, Family, Layer, Op, Phase
 from hwnas.families.checkpoint import load_checkpoint, optimizer_path, save_checkpoint
 from hwnas.families.llama import ElasticLlama, LlamaConfig, load_llama
 from hwnas.families.mobilenet import ElasticMobileNet, MobileNetConfig
+from hwnas.families.nb201 import NB201Config, NB201SuperNet
 from hwnas.families.transformer import ElasticTransformer, TransformerConfig
 from hwnas.tasks.base import TaskSpec
 
@@ -22,6 +23,7 @@ FAMILIES: dict[str, type[Family]] = {
     "mobilenet": ElasticMobileNet,
     "transformer": ElasticTransformer,
     "llama": ElasticLlama,
+    "nb201": NB201SuperNet,
 }
 
 
@@ -53,6 +55,8 @@ __all__ = [
     "Layer",
     "LlamaConfig",
     "MobileNetConfig",
+    "NB201Config",
+    "NB201SuperNet",
     "Op",
     "Phase",
     "TransformerConfig",

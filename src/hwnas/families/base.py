@@ -325,3 +325,33 @@ def refuse_task_keys(family: str, overrides: Mapping[str, Any], keys: Sequence[s
     for key in keys:
         if key in overrides:
             raise HwnasError(f"{family} config: {key!r} is set by the dataset, not by overrides")
+
+
+class SquareImageClassifier:
+    """``for_task`` and ``input_spec`` of a family that classifies square images, whose
+    ``config_class`` has ``in_channels``, ``num_classes`` and ``input_size`` (set by the
+    task). Listed before ``Family`` among a family's bases."""
+
+    config_class: ClassVar[type]
+    config: Any
+    name: ClassVar[str]
+
+    @classmethod
+    def for_task(cls, overrides: Mapping[str, Any] | None, spec: TaskSpec) -> Self:
+        """Image classification only: channels, classes and input size come from the data;
+        another task, non-square images or overrides of those keys are refused in one line."""
+        if spec.kind != "classification" or spec.input.kind != "image":
+            raise HwnasError(f"supernet {cls.name} cannot serve a {spec.kind} task (it "
+                             "classifies images); use supernet.name: transformer")  # fmt: skip
+        channels, height, width = spec.input.shape
+        if height != width:
+            raise HwnasError(f"supernet {cls.name} needs square images, got {height}x{width}")
+        overrides = dict(overrides or {})
+        refuse_task_keys(cls.name, overrides, ("in_channels", "num_classes", "input_size"))
+        values = {**cls.config_class().to_dict(), **overrides, "in_channels": channels,
+                  "num_classes": spec.outputs, "input_size": height}  # fmt: skip
+        return cls.from_config(values)  # type: ignore[attr-defined]
+
+    def input_spec(self) -> InputSpec:
+        c = self.config
+        return InputSpec("image", (c.in_channels, c.input_size, c.input_size))

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import copy
 import itertools
-from collections.abc import Iterator, Mapping
-from typing import Any
+from collections.abc import Iterator
 
 import torch
 from torch import nn
 
-from hwnas.errors import HwnasError
-from hwnas.families.base import ArchLike, Cost, Family, Layer, Op, Phase, refuse_task_keys
+from hwnas.families.base import ArchLike, Cost, Family, Layer, Op, Phase, SquareImageClassifier
 from hwnas.families.mobilenet import layers
 from hwnas.families.mobilenet.config import BlockSpec, MobileNetConfig, build_space
 from hwnas.families.mobilenet.cost import cost
@@ -31,7 +29,6 @@ from hwnas.families.mobilenet.memory import mobilenet_schedule, parameter_bytes
 from hwnas.families.mobilenet.static import MBConv, SubNet, activation, pool_and_classify, resize
 from hwnas.precision import QuantizableLayer
 from hwnas.space import Arch, Space
-from hwnas.tasks.base import InputSpec, TaskSpec
 
 
 class ElasticMBConv(nn.Module):
@@ -115,7 +112,7 @@ class ElasticMBConv(nn.Module):
         reorder_(self.project.weight, perm, 1)
 
 
-class ElasticMobileNet(nn.Module, Family):
+class ElasticMobileNet(nn.Module, SquareImageClassifier, Family):
     """The super-network. ``set_active`` picks a sub-network; ``forward`` runs it.
 
     ``forward`` resizes its input to the active arch's resolution, as the standalone module
@@ -156,29 +153,8 @@ class ElasticMobileNet(nn.Module, Family):
         self.set_active(self.active)
 
     # -- building ------------------------------------------------------------------------
-    @classmethod
-    def for_task(cls, overrides: Mapping[str, Any] | None, spec: TaskSpec) -> ElasticMobileNet:
-        """Image classification only: channels, classes and input size come from the data."""
-        if spec.kind != "classification" or spec.input.kind != "image":
-            raise HwnasError(
-                f"supernet mobilenet cannot serve a {spec.kind} task (it classifies images); "
-                "use supernet.name: transformer"
-            )
-        channels, height, width = spec.input.shape
-        if height != width:
-            raise HwnasError(f"supernet mobilenet needs square images, got {height}x{width}")
-        overrides = dict(overrides or {})
-        refuse_task_keys(cls.name, overrides, ("in_channels", "num_classes", "input_size"))
-        values = {**MobileNetConfig().to_dict(), **overrides, "in_channels": channels,
-                  "num_classes": spec.outputs, "input_size": height}  # fmt: skip
-        return cls.from_config(values)
-
     def space(self) -> Space:
         return self._space
-
-    def input_spec(self) -> InputSpec:
-        c = self.config
-        return InputSpec("image", (c.in_channels, c.input_size, c.input_size))
 
     # -- training ------------------------------------------------------------------------
     def teacher_arch(self) -> Arch:
