@@ -33,6 +33,7 @@ Examples:
   hwnas train --dense --config lm.yaml --out runs/dense   # a dense model, then:
   hwnas instatune --model runs/dense/supernet.safetensors --config lm.yaml
   hwnas bench nb201 --data nb201_acc_latency.csv.gz --device pixel3
+  hwnas bench proxies --data zc_nasbench201.json.gz --dataset cifar10
   hwnas run --workers 2                 # evaluate on two local processes
   hwnas worker --scheduler tcp://HOST:8786 --device pi4   # on the Pi; the run:
   hwnas run --scheduler tcp://HOST:8786 --config pi4.yaml # latency: {device: pi4}
@@ -155,6 +156,43 @@ def bench_nb201(
     _searchers(searchers)
     bench = load_nb201(data, dataset, device)
     _compare(bench, parsed, searchers, seeds, budget, out)
+
+
+@bench_app.command("proxies")
+def bench_proxies(
+    data: Annotated[
+        Path, typer.Option(help="Path to NAS-Bench-Suite-Zero's zc_nasbench201.json.gz.")
+    ],
+    dataset: Annotated[str, typer.Option(help="cifar10, cifar100 or ImageNet16-120.")] = "cifar10",
+    out: Annotated[Path, typer.Option(help="Output folder (summary.json, scores.jsonl).")] = Path(
+        "runs/bench-proxies"
+    ),
+    proxies: Annotated[str, typer.Option(help="Comma-separated; default every proxy.")] = "",
+    images: Annotated[
+        str, typer.Option(help="Images for the data proxies' minibatch: digits or cifar10.")
+    ] = "digits",
+    images_path: Annotated[
+        str | None, typer.Option(help="Folder of the CIFAR-10 python batches.")
+    ] = None,
+    batch_size: Annotated[int, typer.Option(min=2, max=4096)] = 64,
+    cells: Annotated[
+        int | None, typer.Option(min=3, help="Score an even spread of this many cells only.")
+    ] = None,
+    seed: Annotated[int, typer.Option(min=0, max=2**32 - 1)] = 0,
+) -> None:
+    """Zero-cost proxies of NAS-Bench-201 cells against the published scores and accuracy:
+    per proxy, Spearman's rho with NAS-Bench-Suite-Zero's score and with validation
+    accuracy, in OUT/summary.json. An interrupted run continues from OUT/scores.jsonl."""
+    from hwnas.benchmarks.proxies import validate_proxies
+    from hwnas.console import RichProgress, print_proxy_summary
+
+    if images not in ("digits", "cifar10"):
+        raise HwnasError(f"--images {images!r}: choose digits or cifar10")
+    names = _split(proxies, "proxies") if proxies else None
+    with RichProgress() as progress:
+        summary = validate_proxies(data, dataset, out, names, images, images_path, batch_size,
+                                   cells, seed, progress)  # fmt: skip
+    print_proxy_summary(summary, out)
 
 
 @bench_app.command("chain")

@@ -187,6 +187,31 @@ class QuantizeConfig(_Strict):
         return self
 
 
+class ProxyConfig(_Strict):
+    """Zero-cost proxies recorded of every sub-network, as metrics ``proxy_<name>`` (e.g.
+    ``proxy_nwot``) that objectives and constraints may name: ``names`` from
+    ``hwnas.proxies.PROXIES``, scored on one training minibatch of ``batch_size``, on the
+    sub-network freshly initialised (``weights: init``, how the proxies are defined) or
+    with the super-network's weights (``trained``)."""
+
+    names: list[str] = Field(default_factory=list, max_length=32)
+    batch_size: int = Field(64, ge=2, le=4096)
+    weights: Literal["init", "trained"] = "init"
+
+    @field_validator("names")
+    @classmethod
+    def _known(cls, names: list[str]) -> list[str]:
+        from hwnas.proxies import check_proxy_names
+
+        try:
+            check_proxy_names(names)
+        except HwnasError as exc:
+            raise ValueError(str(exc)) from None
+        if len(set(names)) != len(names):
+            raise ValueError(f"{names}: each proxy at most once")
+        return names
+
+
 class SearchConfig(_Strict):
     """What to search for and how. ``objectives`` left unset are the task's quality metric
     (``accuracy:max`` for images, ``bits_per_byte:min`` for text) and ``latency_ms:min``."""
@@ -303,7 +328,15 @@ class RunConfig(_Strict):
     search: SearchConfig = Field(default_factory=SearchConfig)
     latency: LatencyConfig = Field(default_factory=LatencyConfig)
     quantize: QuantizeConfig = Field(default_factory=QuantizeConfig)
+    proxies: ProxyConfig = Field(default_factory=ProxyConfig)
     execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
+
+    @model_validator(mode="after")
+    def _proxies_of_float_networks(self) -> RunConfig:
+        if self.proxies.names and self.quantize.precisions:
+            raise ValueError("proxies.names: proxies score the float network, so they cannot "
+                             "be combined with quantize.precisions")  # fmt: skip
+        return self
 
     @model_validator(mode="after")
     def _supernet_fits_the_data(self) -> RunConfig:

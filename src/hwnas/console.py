@@ -89,6 +89,24 @@ def print_summary(summary: dict, out: Path) -> None:
     console.print(f"wrote {out}/summary.json, curves.csv, curves.html")
 
 
+def print_proxy_summary(summary: dict, out: Path) -> None:
+    def rho(value: float | None) -> str:
+        return "-" if value is None else f"{value:.3f}"
+
+    table = Table(title=f"zero-cost proxies on {summary['cells']} NAS-Bench-201 cells "
+                        f"({summary['dataset']}; data proxies on {summary['images']})")  # fmt: skip
+    for label in ("proxy", "uses data", "rho vs published", "rho vs accuracy",
+                  "published's rho vs accuracy", "s/cell", "undefined"):  # fmt: skip
+        table.add_column(label, justify="left" if label == "proxy" else "right")
+    for name, entry in summary["proxies"].items():
+        table.add_row(name, "yes" if entry["uses_data"] else "no",
+                      rho(entry["spearman_with_published"]), rho(entry["spearman_with_accuracy"]),
+                      rho(entry["published_spearman_with_accuracy"]),
+                      f"{entry['seconds_per_cell']:.3f}", str(entry["undefined"]))  # fmt: skip
+    Console().print(table)
+    console.print(f"wrote {out}/summary.json, scores.jsonl")
+
+
 def print_run(summary: dict, out: Path) -> None:
     """The front (best first objective first), what was exported, and where the time went."""
     limited = [o["name"] for o in summary["objectives"] + summary["constraints"]]

@@ -10,15 +10,18 @@ their results: ``run_lock`` lets one at a time hold an output folder.
 from __future__ import annotations
 
 import fcntl
+import gzip
+import io
 import json
 import os
 import tempfile
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from hwnas.errors import HwnasError
+from hwnas.errors import HwnasError, one_line
 
 
 def _umask() -> int:
@@ -120,6 +123,22 @@ def read_limited(path: Path, what: str, limit: int) -> bytes:
         raise HwnasError(f"{what} {path!r}: not a valid path ({exc})") from None
     if len(data) > limit:  # grew while reading, or a special file that reports no size
         raise HwnasError(f"{where}: larger than the {_size(limit)} allowed")
+    return data
+
+
+def read_inflated(path: Path, what: str, limit: int) -> bytes:
+    """``read_limited``, inflated first when the name ends in ``.gz``; a damaged stream,
+    or one inflating past ``limit`` (a gzip bomb), is one line naming the file."""
+    data = read_limited(path, what, limit)
+    if path.suffix != ".gz":
+        return data
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(data)) as handle:
+            data = handle.read(limit + 1)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise HwnasError(f"{what} {path}: cannot read as gzip ({one_line(exc)})") from None
+    if len(data) > limit:
+        raise HwnasError(f"{what} {path}: inflates to more than {_size(limit)}")
     return data
 
 

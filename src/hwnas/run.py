@@ -64,7 +64,8 @@ class Plan:
 def evaluation_plan(config: RunConfig) -> EvaluationPlan:
     """What the evaluators of a run of ``config`` will be asked for: its metrics follow."""
     precision = bool(config.quantize.precisions)
-    return EvaluationPlan(task_type(config.data.name), config.latency.source, precision)
+    proxies = tuple(config.proxies.names)
+    return EvaluationPlan(task_type(config.data.name), config.latency.source, precision, proxies)
 
 
 def plan_run(config: RunConfig) -> Plan:
@@ -194,6 +195,8 @@ def _evaluators(
         latency_source=config.latency.source,
         latency=config.latency.settings(),
         policy=policy,
+        proxies=config.proxies,
+        seed=config.seed,
     )
     return Built(policy.space if policy else model.space(), create_evaluators(context))
 

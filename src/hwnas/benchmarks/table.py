@@ -7,10 +7,8 @@ is an invalid arch (reported, not crashed on).
 from __future__ import annotations
 
 import csv
-import gzip
 import io
 import math
-import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +18,7 @@ import numpy as np
 
 from hwnas.errors import HwnasError, one_line
 from hwnas.evaluate.base import InvalidArch
-from hwnas.files import MiB, read_limited
+from hwnas.files import MiB, read_inflated
 from hwnas.pareto import Objective, feasible_mask, objective_matrix, pareto_mask
 from hwnas.space import Arch, Choice, Space, Value, categorical, ordinal
 
@@ -58,15 +56,7 @@ def read_csv(path: str | Path) -> list[dict[str, str]]:
     """Rows of a CSV file, gzip-compressed or not; unreadable input is a user error, and so
     is a row with more or fewer fields than the header (named by its row number)."""
     path = Path(path)
-    data = read_limited(path, "table", MAX_TABLE_BYTES)
-    if path.suffix == ".gz":
-        try:
-            with gzip.GzipFile(fileobj=io.BytesIO(data)) as handle:
-                data = handle.read(MAX_TABLE_BYTES + 1)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise HwnasError(f"table {path}: cannot read as gzip ({one_line(exc)})") from None
-        if len(data) > MAX_TABLE_BYTES:
-            raise HwnasError(f"table {path}: inflates to more than {MAX_TABLE_BYTES // MiB} MiB")
+    data = read_inflated(path, "table", MAX_TABLE_BYTES)
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

@@ -19,6 +19,7 @@ from hwnas.space import Arch
 from hwnas.tasks.base import Task
 
 if TYPE_CHECKING:
+    from hwnas.config import ProxyConfig
     from hwnas.precision import PrecisionPolicy
 
 
@@ -26,11 +27,13 @@ if TYPE_CHECKING:
 class EvaluationPlan:
     """``task``: the task's class (its quality metrics); ``latency_source``: ``measured`` or
     ``profile:FILE``; ``precision``: whether archs carry a precision policy (then quality
-    and latency are those of the quantized model, and its file is weighed)."""
+    and latency are those of the quantized model, and its file is weighed); ``proxies``:
+    the zero-cost proxies recorded."""
 
     task: type[Task]
     latency_source: str
     precision: bool = False
+    proxies: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -39,7 +42,8 @@ class EvaluationContext:
     several evaluators look at the same arch in a row: the standalone sub-network with its
     batch-norm statistics re-estimated on calibration inputs (the super-network's shared
     ones fit no sub-network), or in a precision search its quantized ONNX model
-    (``hwnas.quantize.OnnxModule``, made by ``policy``); ``family`` is the registry name."""
+    (``hwnas.quantize.OnnxModule``, made by ``policy``); ``family`` is the registry name;
+    ``proxies``: which zero-cost proxies to score and how, ``seed`` the run's."""
 
     task: Task
     model: Family
@@ -48,6 +52,8 @@ class EvaluationContext:
     latency_source: str
     latency: LatencySettings
     policy: PrecisionPolicy | None = None
+    proxies: ProxyConfig | None = None
+    seed: int = 0
 
     @property
     def precision(self) -> bool:

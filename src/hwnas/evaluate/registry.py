@@ -14,6 +14,7 @@ from hwnas.evaluate.context import EvaluationContext, EvaluationPlan
 from hwnas.evaluate.cost import CostEvaluator
 from hwnas.evaluate.latency import Latency
 from hwnas.evaluate.memory import MemoryEvaluator
+from hwnas.evaluate.proxy import ProxyEvaluator
 from hwnas.evaluate.quality import QualityEvaluator
 from hwnas.evaluate.size import QuantizedSize
 from hwnas.metrics import Metric
@@ -35,6 +36,7 @@ EVALUATORS: dict[str, EvaluatorEntry] = {
     "memory": MemoryEvaluator,
     "latency": Latency,
     "quantized_size": QuantizedSize,
+    "proxies": ProxyEvaluator,
 }
 
 

@@ -1,0 +1,163 @@
+"""hwnas's zero-cost proxies checked against NAS-Bench-Suite-Zero's (``hwnas bench proxies``).
+
+For each published cell, every proxy is scored on hwnas's NAS-Bench-201 network (the
+``nb201`` family) at initialisation, then ranked against the published score of the same
+proxy and against the cell's published validation accuracy (Spearman's rho).
+
+Data-free proxies (``Proxy.uses_data`` false) need no images, so they run on the very
+network NAS-Bench-201 trained: its input size and classes for the data set. Data proxies
+run on the network built for the images given (the bundled digits, or CIFAR-10 batches),
+on one minibatch of them: a different input than the published scores had, which is what
+the comparison measures.
+
+Scores are appended to ``OUT/scores.jsonl`` as each cell finishes, so an interrupted run
+continues where it stopped; ``OUT/summary.json`` is written at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from scipy.stats import spearmanr
+
+from hwnas.benchmarks.zero_cost import PublishedCell, load_published
+from hwnas.errors import HwnasError
+from hwnas.families import build_family
+from hwnas.files import make_out, run_lock, write_atomic
+from hwnas.progress import Progress, SilentProgress
+from hwnas.proxies import PROXIES, ProxyBatch, at_init, check_proxy_names, score_proxies
+from hwnas.tasks import load_task
+from hwnas.tasks.base import InputSpec, TaskSpec
+
+TRAINED_ON = {"cifar10": (32, 10), "cifar100": (32, 100), "ImageNet16-120": (16, 120)}
+"""Per NAS-Bench-201 data set, the side of its images and its classes."""
+SCORES = "scores.jsonl"
+
+
+def _spearman(ours: Sequence[float], theirs: Sequence[float]) -> float | None:
+    pairs = np.array([(a, b) for a, b in zip(ours, theirs, strict=True)
+                      if not (math.isnan(a) or math.isnan(b))])  # fmt: skip
+    if len(pairs) < 3 or np.ptp(np.nan_to_num(pairs, posinf=1e300, neginf=-1e300), 0).min() == 0:
+        return None
+    return float(spearmanr(pairs[:, 0], pairs[:, 1]).statistic)
+
+
+def _read_done(path: Path, names: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Cells already scored by an earlier, interrupted run of the same proxies."""
+    if not path.exists():
+        return {}
+    done = {}
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        try:
+            row = json.loads(line)
+            key, scores = row["cell"], row["scores"]
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise HwnasError(f"{path}:{number}: not a line this command wrote; "
+                             "remove the file or pick another --out") from None  # fmt: skip
+        if sorted(scores) != sorted(names):
+            raise HwnasError(f"{path}: scored other proxies ({', '.join(scores)}); "
+                             "pick another --out")  # fmt: skip
+        done[key] = row
+    return done
+
+
+def _cell_key(cell: PublishedCell) -> str:
+    return "|".join(cell.ops[name] for name in sorted(cell.ops))
+
+
+def validate_proxies(
+    published: Path,
+    dataset: str,
+    out: Path,
+    names: Sequence[str] | None = None,
+    images: str = "digits",
+    images_path: str | None = None,
+    batch_size: int = 64,
+    cells: int | None = None,
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Score ``names`` (default: every proxy) on the published cells of ``dataset`` (every
+    ``len // cells``-th one when ``cells`` is given) and write ``out/summary.json``."""
+    names = list(names or PROXIES)
+    check_proxy_names(names)
+    if dataset not in TRAINED_ON:
+        raise HwnasError(f"--dataset {dataset!r}: choose from {', '.join(TRAINED_ON)}")
+    chosen = load_published(published, dataset)
+    if cells is not None:
+        chosen = chosen[:: max(1, len(chosen) // cells)][:cells]
+    if out.exists() and not out.is_dir():
+        raise HwnasError(f"--out {out}: exists and is not a folder")
+    task = load_task(images, images_path, seed)
+    side, classes = TRAINED_ON[dataset]
+    image_spec = TaskSpec("classification", InputSpec("image", (3, side, side)), classes)
+    published_net = build_family("nb201", {}, image_spec)
+    data_net = build_family("nb201", {}, task.spec)
+    inputs, targets = next(
+        iter(task.train_batches(batch_size, torch.Generator().manual_seed(seed)))
+    )
+    data_batch = ProxyBatch(inputs, targets, task.loss)
+    free_batch = ProxyBatch(torch.zeros(2, *image_spec.input.shape), None, task.loss)
+    data_free = [n for n in names if not PROXIES[n].uses_data]
+    with_data = [n for n in names if PROXIES[n].uses_data]
+    with run_lock(out):
+        make_out(out)
+        done = _read_done(out / SCORES, names)
+        bar = (progress or SilentProgress()).task(f"proxies on {dataset}", len(chosen))
+        with (out / SCORES).open("a") as log:
+            for cell in chosen:
+                key = _cell_key(cell)
+                if key not in done:
+                    done[key] = _score_cell(cell, key, published_net, data_net, data_free,
+                                            with_data, free_batch, data_batch, seed)  # fmt: skip
+                    log.write(json.dumps(done[key]) + "\n")
+                    log.flush()
+                bar.advance()
+        bar.close()
+        summary = _summarise(chosen, done, names, dataset, images, batch_size, seed)
+        write_atomic(out / "summary.json", json.dumps(summary, indent=1))
+    return summary
+
+
+def _score_cell(cell: PublishedCell, key: str, published_net: Any, data_net: Any,
+                data_free: list[str], with_data: list[str], free_batch: ProxyBatch,
+                data_batch: ProxyBatch, seed: int) -> dict[str, Any]:  # fmt: skip
+    scores: dict[str, tuple[float, float]] = {}
+    for family, proxies, batch in ((published_net, data_free, free_batch),
+                                   (data_net, with_data, data_batch)):  # fmt: skip
+        if proxies:
+            network = at_init(family.extract(family.space().make(cell.ops)), seed)
+            scores.update(score_proxies(proxies, network, batch, seed))
+    return {"cell": key, "scores": {n: v for n, (v, _) in scores.items()},
+            "seconds": {n: s for n, (_, s) in scores.items()}}  # fmt: skip
+
+
+def _summarise(cells: Sequence[PublishedCell], done: dict[str, dict[str, Any]],
+               names: Sequence[str], dataset: str, images: str, batch_size: int,
+               seed: int) -> dict[str, Any]:  # fmt: skip
+    rows = [done[_cell_key(cell)] for cell in cells]
+    accuracy = [cell.accuracy for cell in cells]
+    per_proxy = {}
+    for name in names:
+        ours = [row["scores"][name] for row in rows]
+        theirs = [cell.scores.get(name, math.nan) for cell in cells]
+        has_published = any(name in cell.scores for cell in cells)
+        per_proxy[name] = {
+            "description": PROXIES[name].description,
+            "uses_data": PROXIES[name].uses_data,
+            "spearman_with_published": _spearman(ours, theirs) if has_published else None,
+            "spearman_with_accuracy": _spearman(ours, accuracy),
+            "published_spearman_with_accuracy": (
+                _spearman(theirs, accuracy) if has_published else None
+            ),  # fmt: skip
+            "seconds_per_cell": float(np.mean([row["seconds"][name] for row in rows])),
+            "undefined": sum(not math.isfinite(v) for v in ours),
+        }
+    return {"dataset": dataset, "cells": len(cells), "images": images,
+            "batch_size": batch_size, "seed": seed, "proxies": per_proxy}  # fmt: skip

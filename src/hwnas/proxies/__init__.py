@@ -1,0 +1,81 @@
+"""Zero-cost proxies: scores of an untrained network from one minibatch, which rank
+architectures at a tiny fraction of a training run's cost.
+
+Each entry of ``PROXIES`` is one function of a network and a ``ProxyBatch``; larger is
+better for every one (a larger network, more gradient flow, more distinct activation
+patterns). ``score_proxies`` gives each its own copy of the network, in training mode (batch
+norm on batch statistics, as the proxies were defined), with torch seeded, so scores are
+deterministic. A new proxy is one function plus one line here.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from hwnas.errors import HwnasError
+from hwnas.proxies import activation, counting, gradient
+from hwnas.proxies.base import ProxyBatch, at_init
+
+
+@dataclass(frozen=True)
+class Proxy:
+    """``uses_data``: whether the score reads the batch's values and targets, or only the
+    shape of its inputs."""
+
+    score: Callable[[nn.Module, ProxyBatch], float]
+    description: str
+    uses_data: bool
+
+
+PROXIES: dict[str, Proxy] = {
+    "synflow": Proxy(gradient.synflow, "log synaptic flow, data-free", False),
+    "snip": Proxy(gradient.snip, "connection sensitivity |w dL/dw|", True),
+    "grasp": Proxy(gradient.grasp, "gradient signal preservation -w H g", True),
+    "fisher": Proxy(gradient.fisher, "Fisher information of layer outputs", True),
+    "grad_norm": Proxy(gradient.grad_norm, "sum of weight-gradient norms", True),
+    "plain": Proxy(gradient.plain, "sum of w dL/dw", True),
+    "jacov": Proxy(activation.jacov, "Jacobian covariance across the batch", True),
+    "nwot": Proxy(activation.nwot, "log-det of activation-pattern agreements", True),
+    "zen": Proxy(activation.zen, "log Zen-score, data-free", False),
+    "l2_norm": Proxy(counting.l2_norm, "sum of weight norms", False),
+    "params": Proxy(counting.params, "parameters", False),
+    "flops": Proxy(counting.flops, "floating-point operations of one example", False),
+}
+
+
+def check_proxy_names(names: Sequence[str]) -> None:
+    """One line naming the first unknown proxy and the known ones."""
+    for name in names:
+        if name not in PROXIES:
+            raise HwnasError(f"unknown proxy {name!r}; known: {', '.join(PROXIES)}")
+
+
+def score_proxy(name: str, model: nn.Module, batch: ProxyBatch, seed: int = 0) -> float:
+    """The proxy ``name`` of ``model`` on ``batch``; ``model`` itself is left untouched."""
+    check_proxy_names([name])
+    network = copy.deepcopy(model).train()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return PROXIES[name].score(network, batch)
+
+
+def score_proxies(
+    names: Sequence[str], model: nn.Module, batch: ProxyBatch, seed: int = 0
+) -> dict[str, tuple[float, float]]:
+    """Each proxy of ``names`` as (score, seconds it took)."""
+    check_proxy_names(names)
+    scores = {}
+    for name in names:
+        start = time.perf_counter()
+        value = score_proxy(name, model, batch, seed)
+        scores[name] = (value, time.perf_counter() - start)
+    return scores
+
+
+__all__ = ["PROXIES", "Proxy", "ProxyBatch", "at_init", "check_proxy_names", "score_proxies"]

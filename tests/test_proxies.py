@@ -1,0 +1,278 @@
+"""Zero-cost proxies: hand-checked values on tiny networks, the contract on every family,
+the evaluator in a run, and the published scores they are validated against."""
+
+import gzip
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import spearmanr
+from torch import nn
+
+from helpers import cli, image_spec, random_image_task, random_text_task, token_spec
+from hwnas.benchmarks.zero_cost import load_published, naslib_cell
+from hwnas.config import validated
+from hwnas.errors import HwnasError
+from hwnas.evaluate.base import InvalidArch
+from hwnas.evaluate.proxy import ProxyEvaluator
+from hwnas.families import FAMILIES, build_family
+from hwnas.proxies import PROXIES, ProxyBatch, at_init, score_proxies
+from hwnas.proxies.base import FeatureInput
+
+torch.set_num_threads(1)
+
+
+def total(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """A loss whose gradient is known by hand: the outputs' sum."""
+    return outputs.sum()
+
+
+def score(name: str, model: nn.Module, batch: ProxyBatch) -> float:
+    return score_proxies([name], model, batch)[name][0]
+
+
+def two_layers() -> nn.Sequential:
+    net = nn.Sequential(nn.Linear(3, 2, bias=False), nn.Linear(2, 1, bias=False))
+    with torch.no_grad():
+        net[0].weight.copy_(torch.tensor([[1.0, -2.0, 3.0], [0.5, 1.0, -1.0]]))
+        net[1].weight.copy_(torch.tensor([[2.0, -1.0]]))
+    return net
+
+
+def test_counting_proxies_by_hand():
+    net, batch = two_layers(), ProxyBatch(torch.zeros(5, 3), torch.zeros(5), total)
+    assert score("params", net, batch) == 3 * 2 + 2 * 1
+    assert score("flops", net, batch) == 2 * (3 * 2 + 2 * 1)  # one example, 2 per multiply-add
+    assert score("l2_norm", net, batch) == pytest.approx(math.sqrt(16.25) + math.sqrt(5))
+    conv = nn.Conv2d(1, 2, 3, padding=1, bias=False)
+    image = ProxyBatch(torch.zeros(4, 1, 4, 4), torch.zeros(4), total)
+    assert score("flops", conv, image) == 2 * (2 * 4 * 4) * 9
+
+
+def test_synflow_by_hand():
+    """With |w| and an all-ones input, R = sum_j |v_j| sum_i |W_ji| = 2*6 + 1*2.5; each layer's
+    sum of |w dR/dw| is R again, so synflow is log(2R), whatever the batch or batch norm."""
+    net = two_layers()
+    batch = ProxyBatch(torch.randn(5, 3), torch.zeros(5), total)
+    assert score("synflow", net, batch) == pytest.approx(math.log(2 * 14.5))
+    normed = nn.Sequential(net[0], nn.BatchNorm1d(2), net[1])
+    assert score("synflow", normed, batch) == pytest.approx(math.log(2 * 14.5))
+    cut = nn.Linear(3, 1, bias=False)
+    nn.init.zeros_(cut.weight)
+    assert score("synflow", cut, batch) == -math.inf  # nothing flows
+
+
+def test_gradient_proxies_by_hand():
+    """One linear layer w on the input x = (1, 2) with the outputs' sum as loss: dL/dw = x."""
+    net = nn.Linear(2, 1, bias=False)
+    with torch.no_grad():
+        net.weight.copy_(torch.tensor([[3.0, -1.0]]))
+    batch = ProxyBatch(torch.tensor([[1.0, 2.0]]), torch.zeros(1), total)
+    assert score("grad_norm", net, batch) == pytest.approx(math.sqrt(5))
+    assert score("snip", net, batch) == pytest.approx(3 * 1 + 1 * 2)
+    assert score("plain", net, batch) == pytest.approx(3 * 1 - 1 * 2)
+    assert score("grasp", net, batch) == 0.0  # a linear loss has no curvature
+    # fisher: per example, (activation * its gradient)^2 / 2 = (w.x)^2 / 2
+    assert score("fisher", net, batch) == pytest.approx(0.5 * (3 - 2) ** 2)
+
+
+def test_grasp_on_a_quadratic_loss():
+    """L = (w.x)^2 / 2: g = (w.x) x, H = x x^T, so -w.(H g) = -(w.x)^2 |x|^2."""
+    net = nn.Linear(2, 1, bias=False)
+    with torch.no_grad():
+        net.weight.copy_(torch.tensor([[3.0, -1.0]]))
+    batch = ProxyBatch(torch.tensor([[1.0, 2.0]]), torch.zeros(1), lambda o, t: 0.5 * (o**2).sum())
+    assert score("grasp", net, batch) == pytest.approx(-((3 - 2) ** 2) * 5)
+
+
+def test_nwot_and_jacov_by_hand():
+    """Codes of (1, -1) and (1, 1) are 10 and 11: K = [[2, 1], [1, 2]], log det K = log 3."""
+    inputs = torch.tensor([[1.0, -1.0], [1.0, 1.0]])
+    batch = ProxyBatch(inputs, torch.zeros(2), total)
+    assert score("nwot", nn.Sequential(nn.ReLU()), batch) == pytest.approx(math.log(3))
+    # identical codes: K is singular and the score undefined
+    same = ProxyBatch(torch.ones(2, 2), torch.zeros(2), total)
+    assert score("nwot", nn.Sequential(nn.ReLU()), same) == -math.inf
+    # a network that ignores its input scores as if every example were the same (no NaN)
+    torch.manual_seed(0)
+    examples = ProxyBatch(torch.randn(4, 16), torch.zeros(4), total)
+    dead = nn.Linear(16, 3)
+    with torch.no_grad():
+        dead.weight.zero_()
+    worst = score("jacov", dead, examples)
+    assert math.isfinite(worst)
+    alive = score("jacov", nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 3)), examples)
+    assert alive > worst
+
+
+SPECS = {"image": image_spec(1, 3, size=16), "tokens": token_spec(16)}
+TASKS = {"image": lambda: random_image_task(classes=3), "tokens": random_text_task}
+CASES = [(f, s) for f in FAMILIES for s in SPECS]
+
+
+@pytest.mark.parametrize(("family", "kind"), CASES, ids=[f"{f}-{s}" for f, s in CASES])
+def test_every_proxy_on_every_family(family, kind):
+    """Each proxy scores a small sub-network of each family on its task's batch: a float,
+    the same twice, the network left as it was."""
+    torch.manual_seed(0)
+    try:
+        model = build_family(family, FAMILIES[family].small_overrides, SPECS[kind])
+    except HwnasError:
+        pytest.skip(f"{family} does not serve {kind} tasks")
+    task = TASKS[kind]()
+    inputs, targets = next(iter(task.train_batches(8, torch.Generator().manual_seed(0))))
+    batch = ProxyBatch(inputs, targets, task.loss)
+    net = at_init(model.extract(model.teacher_arch()), seed=0)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    first = score_proxies(list(PROXIES), net, batch, seed=1)
+    again = score_proxies(list(PROXIES), net, batch, seed=1)
+    assert {k: v for k, (v, _) in first.items()} == {k: v for k, (v, _) in again.items()}
+    for name, (value, seconds) in first.items():
+        assert isinstance(value, float) and not math.isnan(value), name
+        assert seconds >= 0
+    assert first["params"][0] == sum(p.numel() for p in net.parameters())
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+
+
+def test_at_init_is_seeded_and_redraws_trained_weights():
+    net = nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4))
+    with torch.no_grad():
+        net[0].weight.fill_(7.0)
+    a, b, c = at_init(net, 0), at_init(net, 0), at_init(net, 1)
+    assert torch.equal(a[0].weight, b[0].weight) and not torch.equal(a[0].weight, c[0].weight)
+    assert not torch.equal(a[0].weight, net[0].weight) and (net[0].weight == 7).all()
+
+
+def test_token_inputs_are_perturbed_at_the_embedding():
+    net = nn.Sequential(nn.Embedding(10, 4), nn.Linear(4, 2))
+    feed = FeatureInput(net, torch.tensor([[1, 2, 3]]))
+    features = feed.features()
+    assert features.shape == (1, 3, 4)
+    assert torch.allclose(feed.run(features), net(torch.tensor([[1, 2, 3]])))
+    assert not torch.allclose(feed.run(features + 1), net(torch.tensor([[1, 2, 3]])))
+    with pytest.raises(HwnasError, match="no nn.Embedding"):
+        FeatureInput(nn.Linear(3, 1), torch.tensor([[1, 2, 3]]))
+
+
+def test_unknown_proxies_are_refused_in_one_line():
+    with pytest.raises(HwnasError, match="unknown proxy 'bogus'; known: synflow"):
+        score_proxies(["bogus"], nn.Linear(2, 1), ProxyBatch(torch.zeros(1, 2), None, total))
+    base = {"proxies": {"names": ["nwot"]}, "quantize": {"precisions": ["int8"]}}
+    with pytest.raises(HwnasError, match="cannot be combined with quantize.precisions"):
+        validated(base)
+
+
+def test_the_evaluator_records_proxies_and_refuses_undefined_scores():
+    model = build_family("nb201", {"channels": 4, "cells": 1}, image_spec(1, 3, size=8))
+    task = random_image_task(size=8, classes=3)
+    inputs, targets = next(iter(task.train_batches(8, torch.Generator().manual_seed(0))))
+    evaluator = ProxyEvaluator(["synflow", "nwot"], lambda arch: at_init(model.extract(arch), 0),
+                               ProxyBatch(inputs, targets, task.loss), seed=0)  # fmt: skip
+    space = model.space()
+    convs = space.make(dict.fromkeys(space.names, "nor_conv_3x3"))
+    scores = evaluator.evaluate(convs)
+    assert set(scores) == {"proxy_synflow", "proxy_nwot"} == set(evaluator.metrics)
+    assert scores == evaluator.evaluate(convs)
+    with pytest.raises(InvalidArch, match="proxy synflow is undefined"):
+        evaluator.evaluate(space.make(dict.fromkeys(space.names, "none")))
+
+
+# -- the published scores ----------------------------------------------------------------
+
+
+def test_naslib_cells_are_read_in_naslib_order():
+    cell = naslib_cell("(0, 2, 3, 2, 3, 1)")  # edges (0,1),(0,2),(0,3),(1,2),(1,3),(2,3)
+    assert cell == {"edge_0_1": "skip_connect", "edge_0_2": "nor_conv_3x3",
+                    "edge_1_2": "nor_conv_3x3", "edge_0_3": "nor_conv_1x1",
+                    "edge_1_3": "nor_conv_1x1", "edge_2_3": "none"}  # fmt: skip
+    for bad in ("(0, 2, 3)", "(0, 2, 3, 2, 3, 9)", "x", "(0, 2, 3, 2, 3, -1)"):
+        with pytest.raises(HwnasError, match="not a NAS-Bench-201 cell"):
+            naslib_cell(bad)
+
+
+def _published(path, content) -> None:
+    path.write_bytes(gzip.compress(content if isinstance(content, bytes) else
+                                   json.dumps(content).encode()))  # fmt: skip
+
+
+ENTRY = {"val_accuracy": 80.0, "synflow": {"score": 1.0, "time": 0.1}}
+DAMAGED = {
+    "not-json": b"{oops",
+    "not-gzip": None,
+    "a-list": [1, 2],
+    "no-dataset": {"cifar100": {"(0, 0, 0, 0, 0, 0)": ENTRY}},
+    "bad-cell": {"cifar10": {"(0, 0)": ENTRY}},
+    "no-accuracy": {"cifar10": {"(0, 0, 0, 0, 0, 0)": {"synflow": {"score": 1}}}},
+    "text-score": {"cifar10": {"(0, 0, 0, 0, 0, 0)": {**ENTRY, "snip": {"score": "high"}}}},
+}
+
+
+@pytest.mark.parametrize("kind", list(DAMAGED))
+def test_damaged_published_scores_are_one_line(tmp_path, kind):
+    path = tmp_path / "zc.json.gz"
+    if DAMAGED[kind] is None:
+        path.write_bytes(b"plain bytes")
+    else:
+        _published(path, DAMAGED[kind])
+    with pytest.raises(HwnasError) as info:
+        load_published(path, "cifar10")
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_published_scores_read_with_an_undefined_one(tmp_path):
+    path = tmp_path / "zc.json.gz"
+    minus_inf = {**ENTRY, "nwot": {"score": -math.inf}}
+    _published(path, {"cifar10": {"(0, 2, 3, 2, 3, 1)": minus_inf}})
+    (cell,) = load_published(path, "cifar10")
+    assert cell.accuracy == 80.0 and cell.scores == {"synflow": 1.0, "nwot": -math.inf}
+
+
+def test_data_free_proxies_agree_with_the_published_ones(nb201_path):
+    """synflow, params and flops of the family's NAS-Bench-201 network rank 16 published
+    cells as NAS-Bench-Suite-Zero did (the figure over all cells is in the docs)."""
+    path = nb201_path.parent / "zc_nasbench201.json.gz"
+    if not path.exists():
+        pytest.skip(f"{path} is not here")
+    cells = load_published(path, "cifar10")[::45]
+    model = build_family("nb201", {}, image_spec(3, 10, size=32))
+    batch = ProxyBatch(torch.zeros(2, 3, 32, 32), torch.zeros(2, dtype=torch.long), total)
+    ours = {name: [] for name in ("synflow", "params", "flops")}
+    for cell in cells:
+        net = at_init(model.extract(model.space().make(cell.ops)), seed=0)
+        for name, (value, _) in score_proxies(list(ours), net, batch).items():
+            ours[name].append(value)
+    for name, values in ours.items():
+        published = [cell.scores[name] for cell in cells]
+        rho = spearmanr(np.array(values), np.array(published)).statistic
+        assert rho >= 0.97, (name, rho)
+
+
+def test_bench_proxies_ranks_against_the_published_scores_and_resumes(tmp_path):
+    cells = ["(0, 2, 3, 2, 3, 1)", "(1, 1, 1, 1, 1, 1)", "(2, 2, 2, 2, 2, 2)", "(0, 4, 3, 0, 2, 0)"]
+    sizes = {"(1, 1, 1, 1, 1, 1)": 0.0, "(0, 4, 3, 0, 2, 0)": 0.1, "(0, 2, 3, 2, 3, 1)": 0.6,
+             "(2, 2, 2, 2, 2, 2)": 1.1}  # fmt: skip
+    path = tmp_path / "zc.json.gz"
+    _published(path, {"cifar10": {c: {"val_accuracy": 50 + 10 * sizes[c],
+                                      "params": {"score": sizes[c]}} for c in cells}})  # fmt: skip
+    out = tmp_path / "out"
+    args = ("bench", "proxies", "--data", path, "--out", out, "--proxies", "params,nwot",
+            "--batch-size", "8")  # fmt: skip
+    assert cli(*args).returncode == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["cells"] == 4 and set(summary["proxies"]) == {"params", "nwot"}
+    assert summary["proxies"]["params"]["spearman_with_published"] == pytest.approx(1.0)
+    assert summary["proxies"]["params"]["spearman_with_accuracy"] == pytest.approx(1.0)
+    assert summary["proxies"]["nwot"]["spearman_with_published"] is None  # none published
+    scored = (out / "scores.jsonl").read_text()
+    assert cli(*args).returncode == 0  # every cell already scored: nothing is scored again
+    assert (out / "scores.jsonl").read_text() == scored
+    other = cli("bench", "proxies", "--data", path, "--out", out, "--proxies", "synflow")
+    assert other.returncode == 2 and "scored other proxies" in other.stderr
+    for bad, message in ((("--dataset", "mnist"), "--dataset 'mnist'"),
+                         (("--proxies", "magic"), "unknown proxy 'magic'"),
+                         (("--images", "python"), "--images 'python'")):  # fmt: skip
+        result = cli("bench", "proxies", "--data", path, "--out", tmp_path / "x", *bad)
+        assert result.returncode == 2 and message in result.stderr, result.stderr
+        assert not (tmp_path / "x").exists()
