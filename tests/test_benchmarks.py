@@ -9,6 +9,7 @@ from helpers import OBJECTIVES, toy_bench, toy_rows, write_csv
 from hwnas.benchmarks.compare import Scorer, run_comparison
 from hwnas.benchmarks.nb201 import load_nb201
 from hwnas.benchmarks.table import TableBenchmark
+from hwnas.benchmarks.zero_cost import naslib_cell
 from hwnas.errors import HwnasError
 from hwnas.evaluate import InvalidArch
 from hwnas.families.nb201.cell import effective_edges, parse_cell
@@ -47,17 +48,6 @@ def test_nb201_params_count_the_network_weights():
         c * c + 2 * c for c in (16, 32, 64)
     )
     assert parameters(skip, 100) - base == 64 * 90 + 90
-
-
-def naslib_cell(key: str) -> dict[str, str]:
-    """A cell written as NAS-Bench-Suite-Zero writes it: op ids in NASLib's op and edge order."""
-    from hwnas.families.nb201.cell import EDGES
-
-    naslib_ops = ["skip_connect", "none", "nor_conv_3x3", "nor_conv_1x1", "avg_pool_3x3"]
-    naslib_edges = [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)]
-    ops = dict(zip(naslib_edges, (naslib_ops[int(i)] for i in key.strip("()").split(",")),
-                   strict=True))  # fmt: skip
-    return {f"edge_{i}_{j}": ops[(i, j)] for i, j in EDGES}
 
 
 def test_nb201_params_match_the_published_counts(nb201_path):
