@@ -20,6 +20,7 @@ from hwnas.evaluate.proxy import ProxyEvaluator
 from hwnas.families import FAMILIES, build_family
 from hwnas.proxies import PROXIES, ProxyBatch, at_init, score_proxies
 from hwnas.proxies.base import FeatureInput
+from hwnas.proxies.combine import combined_search, rank_features
 
 torch.set_num_threads(1)
 
@@ -276,3 +277,37 @@ def test_bench_proxies_ranks_against_the_published_scores_and_resumes(tmp_path):
         result = cli("bench", "proxies", "--data", path, "--out", tmp_path / "x", *bad)
         assert result.returncode == 2 and message in result.stderr, result.stderr
         assert not (tmp_path / "x").exists()
+
+
+# -- the learned combination ---------------------------------------------------------------
+
+
+def test_the_combination_learns_which_proxies_rank_and_exploits_them():
+    """Quality is a monotone function of two of five proxies (one of them reversed-scale,
+    one with undefined scores): 20 queries fit a combination that ranks better than either
+    alone, and greedy queries then reach the best candidate."""
+    rng = np.random.default_rng(0)
+    n = 400
+    a, b = rng.random(n), rng.random(n)
+    quality = np.exp(a + b)  # skewed, like accuracy: ranks matter, not values
+    raw = np.column_stack([a * 1e6, np.log(b), rng.random(n), rng.random(n), rng.random(n)])
+    raw[:3, 2] = -np.inf
+    features = rank_features(raw)
+    asked: list[int] = []
+    search = combined_search(features, lambda i: asked.append(i) or quality[i], 50, seed=1)
+    assert asked == search.queried and len(set(asked)) == 50
+    rho = spearmanr(search.combinations[19].predict(features), quality).statistic
+    alone = max(spearmanr(features[:, j], quality).statistic for j in range(5))
+    assert rho > 0.9 and alone < 0.8
+    assert search.best_after(50) == quality.max()
+    weights = search.combinations[-1].weights
+    assert (weights >= 0).all() and weights[:2].min() > 5 * weights[2:].max()
+    again = combined_search(features, lambda i: quality[i], 50, seed=1)
+    assert again.queried == search.queried
+
+
+def test_the_combination_refuses_what_it_cannot_use():
+    with pytest.raises(ValueError, match="NaN"):
+        rank_features(np.array([[1.0], [math.nan]]))
+    with pytest.raises(ValueError, match="between 1 and the 4 candidates"):
+        combined_search(np.zeros((4, 2)), lambda i: 0.0, 5)

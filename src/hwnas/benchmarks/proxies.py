@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -67,8 +67,9 @@ def _read_done(path: Path, names: Sequence[str]) -> dict[str, dict[str, Any]]:
     return done
 
 
-def _cell_key(cell: PublishedCell) -> str:
-    return "|".join(cell.ops[name] for name in sorted(cell.ops))
+def cell_key(ops: Mapping[str, str]) -> str:
+    """A cell's operations by edge name, as one string (the key of ``scores.jsonl``)."""
+    return "|".join(ops[name] for name in sorted(ops))
 
 
 def validate_proxies(
@@ -112,7 +113,7 @@ def validate_proxies(
         bar = (progress or SilentProgress()).task(f"proxies on {dataset}", len(chosen))
         with (out / SCORES).open("a") as log:
             for cell in chosen:
-                key = _cell_key(cell)
+                key = cell_key(cell.ops)
                 if key not in done:
                     done[key] = _score_cell(cell, key, published_net, data_net, data_free,
                                             with_data, free_batch, data_batch, seed)  # fmt: skip
@@ -141,7 +142,7 @@ def _score_cell(cell: PublishedCell, key: str, published_net: Any, data_net: Any
 def _summarise(cells: Sequence[PublishedCell], done: dict[str, dict[str, Any]],
                names: Sequence[str], dataset: str, images: str, batch_size: int,
                seed: int) -> dict[str, Any]:  # fmt: skip
-    rows = [done[_cell_key(cell)] for cell in cells]
+    rows = [done[cell_key(cell.ops)] for cell in cells]
     accuracy = [cell.accuracy for cell in cells]
     per_proxy = {}
     for name in names:
