@@ -30,10 +30,10 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import spearmanr
 
-from hwnas.benchmarks.proxies import SCORES, cell_key
+from hwnas.benchmarks.proxies import SCORES
 from hwnas.benchmarks.table import read_csv
 from hwnas.benchmarks.zero_cost import load_published
-from hwnas.families.nb201.cell import parse_cell
+from hwnas.families.nb201.cell import cell_string
 from hwnas.proxies.combine import combined_search, rank_features
 
 TEST_COLUMNS = {"cifar10": "cifar10_test_acc_200ep", "cifar100": "cifar100_test_acc_200ep",
@@ -99,12 +99,12 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--out", type=Path, default=Path("runs/bench15-combination.json"))
     args = parser.parse_args()
-    table = {cell_key(parse_cell(row["arch_str"])): row for row in read_csv(args.table)}
+    table = {row["arch_str"]: row for row in read_csv(args.table)}
     results = {}
     for dataset, column in TEST_COLUMNS.items():
         cells = load_published(args.zc, dataset)
         val = np.array([c.accuracy for c in cells])
-        test = np.array([float(table[cell_key(c.ops)][column]) for c in cells])
+        test = np.array([float(table[cell_string(c.ops)][column]) for c in cells])
         names = sorted(set.intersection(*(set(c.scores) for c in cells)) - {"epe_nas"})
         scores = np.array([[c.scores[n] for n in names] for c in cells])
         results[f"published {dataset}"] = problem(names, scores, val, test, args.seeds)
@@ -113,9 +113,9 @@ def main() -> None:
             for line in (args.scores / SCORES).read_text().splitlines():
                 row = json.loads(line)
                 rows[row["cell"]] = row["scores"]
-            known = [i for i, c in enumerate(cells) if cell_key(c.ops) in rows]
-            ours = sorted(rows[cell_key(cells[known[0]].ops)])
-            mine = np.array([[rows[cell_key(cells[i].ops)][n] for n in ours] for i in known])
+            known = [i for i, c in enumerate(cells) if cell_string(c.ops) in rows]
+            ours = sorted(rows[cell_string(cells[known[0]].ops)])
+            mine = np.array([[rows[cell_string(cells[i].ops)][n] for n in ours] for i in known])
             results["hwnas cifar10"] = problem(ours, mine, val[known], test[known], args.seeds)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1))

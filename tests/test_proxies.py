@@ -128,7 +128,10 @@ def test_every_proxy_on_every_family(family, kind):
     net = at_init(model.extract(model.teacher_arch()), seed=0)
     before = {k: v.clone() for k, v in net.state_dict().items()}
     first = score_proxies(list(PROXIES), net, batch, seed=1)
+    torch.manual_seed(123)  # the scores must come from their own seed, not the global state
+    inputs_before = batch.inputs.clone()
     again = score_proxies(list(PROXIES), net, batch, seed=1)
+    assert torch.equal(batch.inputs, inputs_before)
     assert {k: v for k, (v, _) in first.items()} == {k: v for k, (v, _) in again.items()}
     for name, (value, seconds) in first.items():
         assert isinstance(value, float) and not math.isnan(value), name
@@ -155,6 +158,52 @@ def test_token_inputs_are_perturbed_at_the_embedding():
     assert not torch.allclose(feed.run(features + 1), net(torch.tensor([[1, 2, 3]])))
     with pytest.raises(HwnasError, match="no nn.Embedding"):
         FeatureInput(nn.Linear(3, 1), torch.tensor([[1, 2, 3]]))
+
+
+def test_batches_proxies_cannot_score_are_refused_in_one_line():
+    with pytest.raises(
+        HwnasError, match="nwot compares examples: it needs a batch of at least 2, got 1"
+    ):
+        score_proxies(["nwot"], nn.Linear(2, 1), ProxyBatch(torch.zeros(1, 2), None, total))
+    with pytest.raises(HwnasError, match="no nn.Embedding"):
+        score_proxies(["params"], nn.Linear(2, 1), ProxyBatch(torch.ones(2, 2).long(), None, total))
+    inplace = nn.Sequential(nn.ReLU(inplace=True), nn.Linear(4, 2))
+    batch = ProxyBatch(torch.randn(4, 4), torch.zeros(4), total)
+    before = batch.inputs.clone()
+    assert math.isfinite(score_proxies(["jacov", "snip"], inplace, batch)["jacov"][0])
+    assert torch.equal(batch.inputs, before)
+
+
+def test_the_evaluator_draws_its_networks_afresh_from_the_family():
+    """``weights: init`` scores the family's own initial values (every parameter, a position
+    embedding included), the same for any trained state of the run's super-network."""
+    from hwnas.config import ProxyConfig
+    from hwnas.evaluate.context import EvaluationContext
+
+    task = random_text_task()
+    trained = build_family("transformer", FAMILIES["transformer"].small_overrides, task.spec)
+    fresh_state = {k: v.clone() for k, v in trained.state_dict().items()}
+    with torch.no_grad():
+        for p in trained.parameters():
+            p.add_(1.0)
+
+    def evaluator(weights: str) -> ProxyEvaluator:
+        context = EvaluationContext(task, trained, "transformer", trained.extract, "measured",
+                                    None, proxies=ProxyConfig(names=["synflow", "grad_norm"],
+                                    batch_size=4, weights=weights), seed=0)  # fmt: skip
+        return ProxyEvaluator.create(context)
+
+    arch = trained.teacher_arch()
+    at_start, as_trained = evaluator("init").evaluate(arch), evaluator("trained").evaluate(arch)
+    assert at_start != as_trained
+    with torch.no_grad():
+        for name, p in trained.named_parameters():
+            p.copy_(fresh_state[name] + 5.0)
+    assert evaluator("init").evaluate(arch) == at_start
+    with pytest.raises(HwnasError, match="proxies.batch_size 4096"):
+        ProxyEvaluator.create(EvaluationContext(task, trained, "transformer", trained.extract,
+                              "measured", None, proxies=ProxyConfig(names=["nwot"],
+                              batch_size=4096), seed=0))  # fmt: skip
 
 
 def test_unknown_proxies_are_refused_in_one_line():
@@ -266,6 +315,8 @@ def test_bench_proxies_ranks_against_the_published_scores_and_resumes(tmp_path):
     assert summary["proxies"]["params"]["spearman_with_published"] == pytest.approx(1.0)
     assert summary["proxies"]["params"]["spearman_with_accuracy"] == pytest.approx(1.0)
     assert summary["proxies"]["nwot"]["spearman_with_published"] is None  # none published
+    reseeded = cli(*args, "--seed", "5")
+    assert reseeded.returncode == 2 and "scored with other settings" in reseeded.stderr
     scored = (out / "scores.jsonl").read_text()
     assert cli(*args).returncode == 0  # every cell already scored: nothing is scored again
     assert (out / "scores.jsonl").read_text() == scored

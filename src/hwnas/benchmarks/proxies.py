@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +29,10 @@ from scipy.stats import spearmanr
 from hwnas.benchmarks.zero_cost import PublishedCell, load_published
 from hwnas.errors import HwnasError
 from hwnas.families import build_family
-from hwnas.files import make_out, run_lock, write_atomic
+from hwnas.families.nb201.cell import cell_string
+from hwnas.files import MiB, make_out, read_json_limited, run_lock, write_atomic
 from hwnas.progress import Progress, SilentProgress
-from hwnas.proxies import PROXIES, ProxyBatch, at_init, check_proxy_names, score_proxies
+from hwnas.proxies import PROXIES, ProxyBatch, check_proxy_names, score_proxies, task_batch
 from hwnas.tasks import load_task
 from hwnas.tasks.base import InputSpec, TaskSpec
 
@@ -48,28 +49,31 @@ def _spearman(ours: Sequence[float], theirs: Sequence[float]) -> float | None:
     return float(spearmanr(pairs[:, 0], pairs[:, 1]).statistic)
 
 
-def _read_done(path: Path, names: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """Cells already scored by an earlier, interrupted run of the same proxies."""
+def _read_done(out: Path, settings: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Cells already scored by an earlier, interrupted run of the same settings (kept in
+    ``OUT/settings.json``); scores made with any other setting are refused, not reused."""
+    recorded = out / "settings.json"
+    if recorded.exists():
+        before = read_json_limited(recorded, "proxy settings", MiB)
+        if isinstance(before, dict) and before.get("proxies") != settings["proxies"]:
+            raise HwnasError(f"{out}: scored other proxies "
+                             f"({', '.join(map(str, before.get('proxies') or []))}); "
+                             "pick another --out")  # fmt: skip
+        if before != settings:
+            raise HwnasError(f"{out}: scored with other settings ({before}); pick another --out")
+    else:
+        write_atomic(recorded, json.dumps(settings, indent=1))
+    path, done = out / SCORES, {}
     if not path.exists():
-        return {}
-    done = {}
+        return done
     for number, line in enumerate(path.read_text().splitlines(), start=1):
         try:
             row = json.loads(line)
-            key, scores = row["cell"], row["scores"]
+            done[row["cell"]] = row
         except (json.JSONDecodeError, KeyError, TypeError):
             raise HwnasError(f"{path}:{number}: not a line this command wrote; "
                              "remove the file or pick another --out") from None  # fmt: skip
-        if sorted(scores) != sorted(names):
-            raise HwnasError(f"{path}: scored other proxies ({', '.join(scores)}); "
-                             "pick another --out")  # fmt: skip
-        done[key] = row
     return done
-
-
-def cell_key(ops: Mapping[str, str]) -> str:
-    """A cell's operations by edge name, as one string (the key of ``scores.jsonl``)."""
-    return "|".join(ops[name] for name in sorted(ops))
 
 
 def validate_proxies(
@@ -98,22 +102,23 @@ def validate_proxies(
     task = load_task(images, images_path, seed)
     side, classes = TRAINED_ON[dataset]
     image_spec = TaskSpec("classification", InputSpec("image", (3, side, side)), classes)
-    published_net = build_family("nb201", {}, image_spec)
-    data_net = build_family("nb201", {}, task.spec)
-    inputs, targets = next(
-        iter(task.train_batches(batch_size, torch.Generator().manual_seed(seed)))
-    )
-    data_batch = ProxyBatch(inputs, targets, task.loss)
+    with torch.random.fork_rng(devices=[]):  # both networks at their seeded initial values
+        torch.default_generator.manual_seed(seed)
+        published_net = build_family("nb201", {}, image_spec)
+        data_net = build_family("nb201", {}, task.spec)
+    data_batch = task_batch(task, batch_size, seed)
     free_batch = ProxyBatch(torch.zeros(2, *image_spec.input.shape), None, task.loss)
     data_free = [n for n in names if not PROXIES[n].uses_data]
     with_data = [n for n in names if PROXIES[n].uses_data]
     with run_lock(out):
         make_out(out)
-        done = _read_done(out / SCORES, names)
+        settings = {"proxies": sorted(names), "dataset": dataset, "images": images,
+                    "images_path": images_path, "batch_size": batch_size, "seed": seed}  # fmt: skip
+        done = _read_done(out, settings)
         bar = (progress or SilentProgress()).task(f"proxies on {dataset}", len(chosen))
         with (out / SCORES).open("a") as log:
             for cell in chosen:
-                key = cell_key(cell.ops)
+                key = cell_string(cell.ops)
                 if key not in done:
                     done[key] = _score_cell(cell, key, published_net, data_net, data_free,
                                             with_data, free_batch, data_batch, seed)  # fmt: skip
@@ -133,7 +138,7 @@ def _score_cell(cell: PublishedCell, key: str, published_net: Any, data_net: Any
     for family, proxies, batch in ((published_net, data_free, free_batch),
                                    (data_net, with_data, data_batch)):  # fmt: skip
         if proxies:
-            network = at_init(family.extract(family.space().make(cell.ops)), seed)
+            network = family.extract(family.space().make(cell.ops))
             scores.update(score_proxies(proxies, network, batch, seed))
     return {"cell": key, "scores": {n: v for n, (v, _) in scores.items()},
             "seconds": {n: s for n, (_, s) in scores.items()}}  # fmt: skip
@@ -142,7 +147,7 @@ def _score_cell(cell: PublishedCell, key: str, published_net: Any, data_net: Any
 def _summarise(cells: Sequence[PublishedCell], done: dict[str, dict[str, Any]],
                names: Sequence[str], dataset: str, images: str, batch_size: int,
                seed: int) -> dict[str, Any]:  # fmt: skip
-    rows = [done[cell_key(cell.ops)] for cell in cells]
+    rows = [done[cell_string(cell.ops)] for cell in cells]
     accuracy = [cell.accuracy for cell in cells]
     per_proxy = {}
     for name in names:

@@ -12,7 +12,7 @@ from torch import nn
 from hwnas.evaluate.base import InvalidArch
 from hwnas.evaluate.context import EvaluationContext, EvaluationPlan
 from hwnas.metrics import Metric
-from hwnas.proxies import PROXIES, ProxyBatch, at_init, score_proxies
+from hwnas.proxies import PROXIES, ProxyBatch, score_proxies, task_batch
 from hwnas.space import Arch
 
 
@@ -38,19 +38,19 @@ class ProxyEvaluator:
 
     @classmethod
     def create(cls, context: EvaluationContext) -> ProxyEvaluator | None:
+        """``weights: init`` scores sub-networks of a super-network drawn afresh from the
+        run's seed by the family itself (so every parameter has its family's initial value,
+        as training would start), ``trained`` the run's own."""
         settings = context.proxies
         if settings is None or not settings.names:
             return None
-        generator = torch.Generator().manual_seed(context.seed)
-        inputs, targets = next(iter(context.task.train_batches(settings.batch_size, generator)))
-        batch = ProxyBatch(inputs, targets, context.task.loss)
-        model, seed = context.model, context.seed
-
-        def network(arch: Arch) -> nn.Module:
-            extracted = model.extract(arch)
-            return at_init(extracted, seed) if settings.weights == "init" else extracted
-
-        return cls(settings.names, network, batch, seed)
+        batch = task_batch(context.task, settings.batch_size, context.seed)
+        source = context.model
+        if settings.weights == "init":
+            with torch.random.fork_rng(devices=[]):
+                torch.default_generator.manual_seed(context.seed)
+                source = type(source).from_config(source.config.to_dict())
+        return cls(settings.names, source.extract, batch, context.seed)
 
     def evaluate(self, arch: Arch) -> dict[str, float]:
         scores = score_proxies(self.names, self.network(arch), self.batch, self.seed)

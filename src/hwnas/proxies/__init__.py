@@ -20,7 +20,7 @@ from torch import nn
 
 from hwnas.errors import HwnasError
 from hwnas.proxies import activation, counting, gradient
-from hwnas.proxies.base import ProxyBatch, at_init
+from hwnas.proxies.base import FeatureInput, ProxyBatch, at_init, task_batch
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,8 @@ class Proxy:
     score: Callable[[nn.Module, ProxyBatch], float]
     description: str
     uses_data: bool
+    min_examples: int = 1
+    """Examples the score needs: two for those that compare the examples of the batch."""
 
 
 PROXIES: dict[str, Proxy] = {
@@ -40,8 +42,8 @@ PROXIES: dict[str, Proxy] = {
     "fisher": Proxy(gradient.fisher, "Fisher information of layer outputs", True),
     "grad_norm": Proxy(gradient.grad_norm, "sum of weight-gradient norms", True),
     "plain": Proxy(gradient.plain, "sum of w dL/dw", True),
-    "jacov": Proxy(activation.jacov, "Jacobian covariance across the batch", True),
-    "nwot": Proxy(activation.nwot, "log-det of activation-pattern agreements", True),
+    "jacov": Proxy(activation.jacov, "Jacobian covariance across the batch", True, 2),
+    "nwot": Proxy(activation.nwot, "log-det of activation-pattern agreements", True, 2),
     "zen": Proxy(activation.zen, "log Zen-score, data-free", False),
     "l2_norm": Proxy(counting.l2_norm, "sum of weight norms", False),
     "params": Proxy(counting.params, "parameters", False),
@@ -56,26 +58,33 @@ def check_proxy_names(names: Sequence[str]) -> None:
             raise HwnasError(f"unknown proxy {name!r}; known: {', '.join(PROXIES)}")
 
 
-def score_proxy(name: str, model: nn.Module, batch: ProxyBatch, seed: int = 0) -> float:
-    """The proxy ``name`` of ``model`` on ``batch``; ``model`` itself is left untouched."""
-    check_proxy_names([name])
+def _score_one(name: str, model: nn.Module, batch: ProxyBatch, seed: int) -> float:
     network = copy.deepcopy(model).train()
+    own = ProxyBatch(batch.inputs.clone(), batch.targets, batch.loss)  # in-place first ops
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return PROXIES[name].score(network, batch)
+        torch.default_generator.manual_seed(seed)
+        return PROXIES[name].score(network, own)
 
 
 def score_proxies(
     names: Sequence[str], model: nn.Module, batch: ProxyBatch, seed: int = 0
 ) -> dict[str, tuple[float, float]]:
-    """Each proxy of ``names`` as (score, seconds it took)."""
+    """Each proxy of ``names`` as (score, seconds it took); ``model`` and ``batch`` are left
+    untouched."""
     check_proxy_names(names)
+    for name in names:
+        if len(batch.inputs) < PROXIES[name].min_examples:
+            raise HwnasError(f"proxy {name} compares examples: it needs a batch of at least "
+                             f"{PROXIES[name].min_examples}, got {len(batch.inputs)}")  # fmt: skip
+    FeatureInput(model, batch.inputs)  # refuses integer inputs with no embedding to read
     scores = {}
     for name in names:
         start = time.perf_counter()
-        value = score_proxy(name, model, batch, seed)
+        value = _score_one(name, model, batch, seed)
         scores[name] = (value, time.perf_counter() - start)
     return scores
 
 
-__all__ = ["PROXIES", "Proxy", "ProxyBatch", "at_init", "check_proxy_names", "score_proxies"]
+__all__ = [
+    "PROXIES", "Proxy", "ProxyBatch", "at_init", "check_proxy_names", "score_proxies", "task_batch",
+]  # fmt: skip

@@ -22,7 +22,7 @@ def jacov(model: nn.Module, batch: ProxyBatch) -> float:
     instead of NaN."""
     feed = FeatureInput(model, batch.inputs)
     x = feed.features().detach().requires_grad_()
-    out = feed.run(x)
+    out = feed.run(x.clone())  # a first in-place op may not write into the leaf
     out.backward(torch.ones_like(out))
     grad = torch.zeros_like(x) if x.grad is None else x.grad
     correlation = torch.corrcoef(grad.reshape(len(x), -1).double()).nan_to_num(nan=1.0)

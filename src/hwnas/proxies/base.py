@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from hwnas.errors import HwnasError
+from hwnas.tasks.base import Task
 
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -31,8 +32,20 @@ class ProxyBatch:
     proxies read only the inputs' shape and dtype."""
 
     inputs: torch.Tensor
-    targets: torch.Tensor
+    targets: torch.Tensor | None
     loss: Loss
+
+
+def task_batch(task: Task, batch_size: int, seed: int) -> ProxyBatch:
+    """The first training minibatch the task draws with ``seed``: the one every arch of a
+    run is scored on. A split smaller than ``batch_size`` is refused, not used short."""
+    inputs, targets = next(
+        iter(task.train_batches(batch_size, torch.Generator().manual_seed(seed)))
+    )
+    if len(inputs) < batch_size:
+        raise HwnasError(f"proxies.batch_size {batch_size}: the training split gives only "
+                         f"{len(inputs)} examples a batch")  # fmt: skip
+    return ProxyBatch(inputs, targets, task.loss)
 
 
 def weighted_layers(model: nn.Module) -> list[nn.Module]:
@@ -63,10 +76,12 @@ def weight_grad(layer: nn.Module) -> torch.Tensor:
 def at_init(model: nn.Module, seed: int) -> nn.Module:
     """A copy of ``model`` with every module's parameters drawn afresh by its own
     ``reset_parameters``, from ``seed``: the untrained network zero-cost proxies are
-    defined on, whatever weights the super-network has learnt."""
+    defined on, for any module. Parameters held by a module without ``reset_parameters``
+    (a learned position embedding, a custom norm's gain) keep their values; a family's
+    sub-network is best drawn afresh by the family itself, as the proxy evaluator does."""
     fresh = copy.deepcopy(model)
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+        torch.default_generator.manual_seed(seed)
         for module in fresh.modules():
             reset = getattr(module, "reset_parameters", None)
             if callable(reset):

@@ -83,6 +83,8 @@ def combined_search(
     """Query ``budget`` distinct candidates (rows of ``features``, from ``rank_features``)
     by ``evaluate(index)`` -> quality (larger is better), as the module docstring says."""
     n = len(features)
+    if initial < 2:
+        raise ValueError(f"initial {initial}: a combination is fitted on at least 2 archs")
     if not 1 <= budget <= n:
         raise ValueError(f"budget {budget} must be between 1 and the {n} candidates")
     rng = np.random.default_rng(seed)
