@@ -156,7 +156,7 @@ def main() -> None:
         metrics["params"] = float(net.cost(arch).params)
         points.append({"variant": variant, "label": net.label(arch), "metrics": metrics})
         calls.append(timed_call(module, net.example_input(settings.batch_size), settings))
-    timings = time_rounds(calls, settings, args.rounds)
+    timings = time_rounds(calls, settings, args.rounds).ms
     for p, ms in zip(points, np.median(timings, axis=0), strict=True):
         p["metrics"]["latency_ms"] = float(ms)
 

@@ -48,8 +48,9 @@ def repeatability(samples: int, seed: int, rounds: int) -> dict:
     example = model.example_input(1)
     settings = LatencySettings()
     calls = [prepare(model.extract(a), example, settings) for a in archs]
-    single = time_rounds(calls, settings, 2, seed)
-    pooled = [np.median(time_rounds(calls, settings, rounds, seed + i), axis=0) for i in (1, 2)]
+    single = time_rounds(calls, settings, 2, seed).ms
+    pooled = [np.median(time_rounds(calls, settings, rounds, seed + i).ms, axis=0)
+              for i in (1, 2)]  # fmt: skip
     return {
         "samples": samples,
         "single_timing": _differences(single[0], single[1]),
@@ -101,7 +102,7 @@ def profiled_search(base: RunConfig, profile: Path, out: Path, checkpoint: Path 
     space = policy.space if policy else model.space()
     archs = [space.make(f["arch"]) for f in summary["front"]]
     measured = measure_archs(model, archs, loaded.settings, SilentProgress(), "front", rounds=5,
-                             policy=policy)  # fmt: skip
+                             policy=policy).ms  # fmt: skip
     predicted = np.array([f["metrics"]["latency_ms"] for f in summary["front"]])
     return {
         "seconds": time.perf_counter() - started,
@@ -137,7 +138,15 @@ def main() -> None:
                                                 "device")}  # fmt: skip
     print(json.dumps(results["profile"], indent=1), flush=True)
     checked = check_job(profile, args.check, args.out / "check")
-    keys = ("samples", "table", "predictor", "speed_drift", "predictor_without_drift", "seconds")
+    keys = (
+        "samples",
+        "table",
+        "predictor",
+        "predictor_recalibrated",
+        "predictor_relative",
+        "speed_drift",
+        "seconds",
+    )
     results["check"] = {k: checked[k] for k in keys if k in checked}
     results["check"]["by_policy"] = by_policy(checked)
     print(json.dumps(results["check"], indent=1), flush=True)

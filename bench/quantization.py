@@ -104,7 +104,7 @@ def bench_family(family: str, args, settings: LatencySettings) -> list[dict]:
         feed = {"input": example.numpy()}
         sessions = [onnx_session(m, settings.threads) for m in models.values()]
         calls = [lambda s=s, f=feed: s.run(None, f) for s in sessions]
-        timings = np.median(time_rounds(calls, settings, args.rounds, seed=args.seed), axis=0)
+        timings = np.median(time_rounds(calls, settings, args.rounds, seed=args.seed).ms, axis=0)
         with torch.no_grad():
             expected = module(example).numpy()
         row = {

@@ -112,7 +112,7 @@ def main() -> None:
         points.append({"variant": variant, "label": policy.label(arch), "metrics": metrics,
                        "model": onnx})  # fmt: skip
     calls = [timed_call(p.pop("model"), example, settings) for p in points]
-    timings = time_rounds(calls, settings, args.rounds)
+    timings = time_rounds(calls, settings, args.rounds).ms
     for p, ms in zip(points, np.median(timings, axis=0), strict=True):
         p["metrics"]["latency_ms"] = float(ms)
 

@@ -30,7 +30,7 @@ from helpers import cli, toy_rows, write_csv
 from hwnas.config import load_config
 from hwnas.errors import HwnasError
 from hwnas.hardware.predictor import LatencyPredictor
-from hwnas.hardware.profile import Profile, check_fits, load_profile
+from hwnas.hardware.profile import Profile, ProfileReference, check_fits, load_profile
 from hwnas.hardware.settings import LatencySettings
 from hwnas.hardware.table import LatencyTable
 from hwnas.search import OPTIONS, SEARCHERS
@@ -105,6 +105,8 @@ VALUES = [
     ("latency.max_runs", 10**12),
     ("latency.backend", "tensorrt"),
     ("latency.source", "profile:"),
+    *[("latency.rounds", v) for v in (0, 10**6, "3")],
+    ("latency.recalibrate", True),  # with measured latency: nothing to recalibrate
     *[("search.budget", v) for v in (0, 10**12, 1.5)],
     ("search.calibration_images", 10**9),
     ("search.retries", -1),
@@ -660,8 +662,8 @@ def profile(tmp_path_factory) -> tuple[Path, dict]:
             "samples": 12,
             "table": figures,
             "predictor": figures,
-            "reference_ms": 1.0,
         },  # fmt: skip
+        reference=ProfileReference(model.teacher_arch().key, 1.0, 12, 0.05),
         created="2026-01-01T00:00:00+00:00",
     )
     path = root / "tiny.json"
@@ -707,8 +709,6 @@ def _profile_cases():
         if not path or path[:2] == ("supernet", "config") and len(path) > 2:
             continue
         for bad in _wrong_types(value):
-            if path == ("validation", "reference_ms") and bad is None:
-                continue  # optional: profiles made before it existed lack it
             cases.append((f"{'.'.join(map(str, path))}={_id(bad)}", path, bad))
     return cases
 
@@ -716,7 +716,7 @@ def _profile_cases():
 # The profile's JSON shape (types only matter), to generate cases at import time.
 _FIG = {"within_10pct": 0.9, "mape_pct": 5.0, "kendall_tau": 0.9, "n": 12}
 _PROFILE_SHAPE = {
-    "format": "hwnas-latency-profile", "version": 1, "created": "x", "hwnas_version": "x",
+    "format": "hwnas-latency-profile", "version": 2, "created": "x", "hwnas_version": "x",
     "supernet": {"name": "mobilenet", "config": {"widths": [8]}, "input_shape": [1, 32, 32],
                  "fingerprint": "x"},
     "settings": {"backend": "onnxruntime", "threads": 1, "batch_size": 1, "warmup": 10,
@@ -725,8 +725,8 @@ _PROFILE_SHAPE = {
     "table": {"overhead_ms": 0.005, "entries": {"stem": 0.01}, "noise": {"rounds": 1}},
     "predictor": {"kind": "ridge-log-ratio", "mean": [0.0], "scale": [1.0], "coef": [0.0],
                   "intercept": 0.0, "alpha": 1.0},
-    "validation": {"method": "x", "seed": 0, "samples": 12, "table": _FIG, "predictor": _FIG,
-                   "reference_ms": 1.0},
+    "validation": {"method": "x", "seed": 0, "samples": 12, "table": _FIG, "predictor": _FIG},
+    "reference": {"arch": "x", "ms": 1.0, "timings": 12, "spread": 0.05},
 }  # fmt: skip
 PROFILE_TYPES = _profile_cases()
 
@@ -782,6 +782,9 @@ PROFILE_VALUES = {
         lambda r: r["validation"]["predictor"].update(kendall_tau=7)
     ),
     "validation-missing": _profile_change(lambda r: r.pop("validation")),
+    "reference-missing": _profile_change(lambda r: r.pop("reference")),
+    "reference-another-arch": _profile_change(lambda r: r["reference"].update(arch="d1-k3")),
+    "reference-zero-ms": _profile_change(lambda r: r["reference"].update(ms=0.0)),
     "validation-extra-field": _profile_change(lambda r: r["validation"].update(extra=1)),
     "settings-threads-huge": _profile_change(lambda r: r["settings"].update(threads=2**64)),
     "missing-table-entry": _profile_change(
@@ -789,7 +792,7 @@ PROFILE_VALUES = {
     ),
     "other-family": _profile_change(lambda r: r["supernet"].update(name="transformer")),
     "other-input": _profile_change(lambda r: r["supernet"].update(input_shape=[3, 32, 32])),
-    "other-version": _profile_change(lambda r: r.update(version=2)),
+    "other-version": _profile_change(lambda r: r.update(version=1)),
     "fingerprint-mismatch": _profile_change(lambda r: r["supernet"].update(fingerprint="0")),
     "empty-object": _profile_change(lambda r: r.clear()),
     "top-level-list": lambda r: [r],

@@ -15,6 +15,7 @@ from hwnas.export import export_subnet
 from hwnas.families import FAMILIES, build_family, load_checkpoint, save_checkpoint
 from hwnas.families.base import Family
 from hwnas.families.memory import live_bytes
+from hwnas.hardware.profile import build_profile, check_fits, check_profile, load_profile
 from hwnas.hardware.settings import LatencySettings
 from hwnas.train import SandwichTrainer, resolve_settings
 
@@ -244,3 +245,22 @@ def test_sandwich_training_is_deterministic_and_learns(family, spec):
     assert losses[0] == losses[1] and losses[0][-1] < losses[0][0]
     for name, tensor in states[0].items():
         assert torch.equal(tensor, states[1][name]), name
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_every_family_is_profiled_and_checked_through_its_contract(family, tmp_path):
+    """A device profile needs nothing but the family contract (its layer catalogue,
+    schedules and modules): one is made, saved, fitted to the network and checked for every
+    registered family, with no family named in the hardware code."""
+    spec = next(s for s in SPECS if build(family, s) is not None)
+    net = build(family, spec).eval()
+    profile = build_profile(family, net, FAST, samples=10, rounds=1)
+    path = tmp_path / "profile.json"
+    profile.save(path)
+    loaded = load_profile(path)
+    check_fits(loaded, path, family, build(family, spec))
+    assert set(loaded.table.entries) == {layer.key for layer in net.layer_catalogue()}
+    assert loaded.reference.arch == net.teacher_arch().key
+    checked = check_profile(loaded, net, samples=10, rounds=1)
+    assert checked["samples"] == 10 and checked["same_device"] is True
+    assert all(a["measured_ms"] > 0 and a["predicted_ms"] > 0 for a in checked["archs"])

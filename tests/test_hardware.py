@@ -10,23 +10,28 @@ from scipy.stats import binom
 
 from helpers import cli, image_spec
 from hwnas.errors import HwnasError
+from hwnas.evaluate.context import EvaluationContext
+from hwnas.evaluate.latency import Latency, MeasuredLatency, ProfiledLatency
 from hwnas.families import build_family
 from hwnas.hardware.measure import (
     environment,
     measure,
     median_interval,
     time_calls,
+    time_rounds,
 )
 from hwnas.hardware.predictor import LatencyPredictor
 from hwnas.hardware.profile import (
-    _distinct_samples,
     build_profile,
     check_fits,
     check_profile,
+    distinct_samples,
     load_profile,
+    reference_module,
+    speed_here,
 )
 from hwnas.hardware.settings import LatencySettings
-from hwnas.hardware.table import LatencyTable, MissingLayer, build_table
+from hwnas.hardware.table import LatencyTable, MissingLayer, table_calls, table_from_timings
 
 TINY = {"widths": (8, 12, 16, 16), "expands": (1, 2), "depths": (1, 2), "kernels": (3, 5),
         "resolutions": (16, 24), "final_width": 32}  # fmt: skip
@@ -84,19 +89,20 @@ def test_table_counts_the_call_overhead_once():
     assert table.predict(schedule) == pytest.approx(expected)
     with pytest.raises(MissingLayer):
         LatencyTable(0.25, {}).predict(schedule)
-    built, noise = build_table(schedule[:3], model.layer_module, FAST, rounds=2)
+    calls = table_calls(schedule[:3], model.layer_module, FAST)
+    assert len(calls) == 4  # and the one-op model
+    built, noise = table_from_timings(schedule[:3], time_rounds(calls, FAST, rounds=2).ms)
     assert set(built.entries) == {layer.key for layer in schedule[:3]}
     assert all(v > 0 for v in built.entries.values()) and noise["rounds"] == 2
 
 
-def test_table_overhead_never_exceeds_a_layer(monkeypatch):
+def test_table_overhead_never_exceeds_a_layer():
     """One noisy round can time the one-op model slower than a tiny layer; the table must
     still never estimate a network at zero or below (the profile's predictor takes a log)."""
     model = tiny_model()
     schedule = model.layer_schedule(model.teacher_arch())[:3]
     noisy = np.array([[0.010, 0.012, 0.015, 0.040]])  # three layers, then the one-op model
-    monkeypatch.setattr("hwnas.hardware.table.time_rounds", lambda *a, **k: noisy)
-    table, _ = build_table(schedule, model.layer_module, FAST, rounds=1)
+    table, _ = table_from_timings(schedule, noisy)
     assert table.overhead_ms == pytest.approx(0.010)
     assert table.predict(schedule) == pytest.approx(0.017)
 
@@ -135,9 +141,11 @@ def test_small_profile_round_trips(profile_file):
     check = check_profile(loaded, model, samples=10)
     assert check["samples"] == 10 and check["same_device"] is True
     assert 0 <= check["predictor"]["within_10pct"] <= 1 and len(check["archs"]) == 10
-    assert loaded.validation["reference_ms"] > 0 and math.isfinite(check["speed_drift"])
-    assert set(check["predictor_without_drift"]) == set(check["predictor"])
-    fitted = {a.key for a in _distinct_samples(model, 12, loaded.validation["seed"])}
+    assert loaded.reference.ms > 0 and math.isfinite(check["speed_drift"])
+    assert loaded.reference.arch == model.teacher_arch().key and loaded.reference.timings > 1
+    for figures in ("predictor_recalibrated", "predictor_relative"):
+        assert set(check[figures]) == set(check["predictor"])
+    fitted = {a.key for a in distinct_samples(model, 12, loaded.validation["seed"])}
     assert len(fitted) == 12 and not fitted & {a["key"] for a in check["archs"]}  # held out
 
 
@@ -183,7 +191,7 @@ def _broken(raw, change):
             "features, this",
         ),
         (lambda r: r["predictor"].update(intercept=1e6), "non-positive or infinite"),
-        (lambda r: r.clear() or r.update(format="hwnas-latency-profile", version=1), "Field req"),
+        (lambda r: r.clear() or r.update(format="hwnas-latency-profile", version=2), "Field req"),
     ],
 )
 def test_bad_profiles_fail_with_one_line(profile_file, tmp_path, change, fragment):
@@ -223,3 +231,81 @@ def test_a_profile_for_another_space_or_input_is_refused(profile_file):
     smaller = build_family("mobilenet", TINY, image_spec(1, 10, size=24))
     with pytest.raises(HwnasError, match="made for inputs"):
         check_fits(profile, path, "mobilenet", smaller)
+
+
+class DriftingMachine:
+    """A clock and calls for it: each call takes its work times the machine's slowness at
+    that moment, which grows steadily from 1 to several times over the session (the
+    deterministic stand-in for a VM whose neighbours take more and more of its cores)."""
+
+    def __init__(self, doubling_seconds: float) -> None:
+        self.now = 0.0
+        self.doubling = doubling_seconds
+
+    def perf_counter(self) -> float:
+        return self.now
+
+    def call(self, ms: float):
+        def run() -> None:
+            self.now += ms / 1000 * (1 + self.now / self.doubling)
+
+        return run
+
+
+def test_the_reference_takes_a_drifting_machine_out_of_the_timings(monkeypatch):
+    """The milliseconds of one call differ between rounds as much as the machine's speed,
+    its ratio to the reference timed beside it does not."""
+    machine = DriftingMachine(doubling_seconds=0.2)
+    monkeypatch.setattr("hwnas.hardware.measure.time", machine)
+    work = [0.3, 0.6, 0.9, 0.3, 0.6, 0.9]
+    settings = LatencySettings(warmup=1, min_runs=20, max_runs=20)
+    timings = time_rounds([machine.call(ms) for ms in work], settings, rounds=4,
+                          reference=machine.call(0.6))  # fmt: skip
+    assert timings.ms.shape == timings.relative.shape == (4, 6)
+    assert np.all(timings.ms[-1] / timings.ms[0] > 1.5)  # drift in the milliseconds
+    expected = np.broadcast_to(np.array(work) / 0.6, (4, 6))
+    np.testing.assert_allclose(timings.relative, expected, rtol=0.05)
+    assert len(timings.reference_ms) == 1 + 4 * 2  # first, then after 4 calls and at the end
+    steady = timings.at_reference_speed()
+    np.testing.assert_allclose(steady / steady[0], 1, rtol=0.1)
+    with pytest.raises(ValueError, match="without a reference"):
+        time_rounds([machine.call(0.1)], settings, rounds=1).at_reference_speed()
+
+
+def test_a_measured_search_records_latency_relative_to_the_reference():
+    model = tiny_model()
+    evaluator = MeasuredLatency(model.extract, model.example_input(1), FAST,
+                                lambda: reference_module(model), rounds=2)  # fmt: skip
+    small, large = (
+        evaluator.evaluate(model.smallest_arch()),
+        evaluator.evaluate(model.teacher_arch()),
+    )
+    assert set(small) == set(MeasuredLatency.metrics)
+    for metrics in (small, large):
+        assert metrics["latency_relative"] > 0 and metrics["latency_reference_ms"] > 0
+        assert metrics["latency_runs"] >= 2 * FAST.min_runs
+    assert 0.5 < large["latency_relative"] < 2  # the reference itself, on a loaded machine
+
+
+def test_recalibration_converts_estimates_to_the_speed_here(profile_file, tmp_path):
+    path, profile = profile_file
+    model = tiny_model()
+    arch = model.space().sample(np.random.default_rng(3))
+    plain = ProfiledLatency(profile, model).evaluate(arch)
+    recalibrated = ProfiledLatency(profile, model, speed=1.5).evaluate(arch)
+    assert recalibrated["latency_ms"] == pytest.approx(1.5 * plain["latency_ms"])
+    assert recalibrated["latency_relative"] == plain["latency_relative"]
+    assert plain["latency_relative"] * profile.reference.ms == pytest.approx(plain["latency_ms"])
+    speed = speed_here(profile, model)
+    assert math.isfinite(speed) and speed > 0
+    elsewhere = json.loads(path.read_text())
+    elsewhere["device"]["cpu"] = "another CPU"
+    moved = tmp_path / "elsewhere.json"
+    moved.write_text(json.dumps(elsewhere))
+    context = EvaluationContext(None, model, "mobilenet", model.extract, f"profile:{moved}",
+                                FAST, recalibrate=True)  # fmt: skip
+    with pytest.raises(HwnasError, match="recalibrate: profile .* was made on 'another CPU'"):
+        Latency.create(context)
+    context = EvaluationContext(None, model, "mobilenet", model.extract, f"profile:{path}",
+                                FAST, recalibrate=True)  # fmt: skip
+    assert Latency.create(context).speed > 0

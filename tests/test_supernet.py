@@ -326,6 +326,37 @@ def test_stale_optimizer_side_file_is_refused(tmp_path):
         load_checkpoint(path, model, opt)
 
 
+@pytest.mark.parametrize("killed", ["before the checkpoint", "before the state moved in"])
+def test_a_save_killed_between_its_two_files_leaves_a_loadable_pair(tmp_path, monkeypatch,
+                                                                    killed):  # fmt: skip
+    """Checkpoint and optimizer state are two files: a kill between their writes must leave
+    the old pair (or the new one) loadable, never a checkpoint whose state is gone."""
+    import hwnas.families.checkpoint as checkpoint
+
+    model = ElasticMobileNet()
+    first, second = (torch.optim.SGD(model.parameters(), lr=lr) for lr in (0.1, 0.5))
+    path = save_checkpoint(tmp_path / "c.safetensors", model, {"epoch": 1}, first)
+    writes = checkpoint.write_atomic
+
+    def kill(*args):
+        raise KeyboardInterrupt
+
+    if killed == "before the checkpoint":
+        monkeypatch.setattr(checkpoint, "write_atomic", lambda target, data: (
+            writes(target, data) if str(target).endswith(".next") else kill()))  # fmt: skip
+    else:
+        replace = checkpoint.os.replace
+        monkeypatch.setattr(checkpoint.os, "replace", lambda source, target: (
+            kill() if str(source).endswith(".next") else replace(source, target)))  # fmt: skip
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(path, model, {"epoch": 2}, second)
+    monkeypatch.undo()
+    loaded = torch.optim.SGD(model.parameters(), lr=0.9)
+    epoch = load_checkpoint(path, model, loaded)["epoch"]
+    assert (epoch, loaded.param_groups[0]["lr"]) == ((1, 0.1) if killed == "before the checkpoint"
+                                                     else (2, 0.5))  # fmt: skip
+
+
 def test_build_family_applies_overrides_and_refuses_bad_ones():
     net = build_family(
         "mobilenet",

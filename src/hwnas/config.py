@@ -139,6 +139,10 @@ class LatencyConfig(LatencySettings):
 
     ``source`` is ``measured`` (time each sub-network here) or ``profile:FILE`` (estimate it
     from a device profile made by ``hwnas profile``; the profile's own settings then apply).
+    Measured, each sub-network is timed in ``rounds`` rounds with a reference (the
+    family's largest sub-network) before and after each, and ``latency_relative`` says how
+    long it took next to the reference: on a shared VM, whose speed moves by tens of
+    percent within minutes, ratios measured an hour apart compare where milliseconds do not.
     """
 
     source: str = "measured"
@@ -146,6 +150,15 @@ class LatencyConfig(LatencySettings):
         None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
         description="measured on the workers of hwnas worker --device NAME",
     )  # fmt: skip
+    rounds: int = Field(
+        3, ge=1, le=1000,
+        description="rounds each measured sub-network is timed in, the reference beside it",
+    )  # fmt: skip
+    recalibrate: bool = Field(
+        False,
+        description="profile: time the profile's reference here once and give latency_ms at "
+        "this machine's speed now (on the profiled machine only)",
+    )
 
     @model_validator(mode="after")
     def _known_source(self) -> LatencyConfig:
@@ -155,10 +168,15 @@ class LatencyConfig(LatencySettings):
             raise ValueError(f"source {self.source!r}: expected measured or profile:FILE")
         if self.device is not None and self.source != "measured":
             raise ValueError("device: only measured latency is timed on a device's workers")
+        if self.recalibrate and self.source == "measured":
+            raise ValueError("recalibrate: only a profile's estimates are recalibrated")
         return self
 
     def settings(self) -> LatencySettings:
-        return LatencySettings(**self.model_dump(exclude={"source", "device"}))
+        """How each timing is taken (the part a profile stores)."""
+        return LatencySettings(
+            **self.model_dump(exclude={"source", "device", "rounds", "recalibrate"})
+        )
 
 
 class QuantizeConfig(_Strict):

@@ -154,24 +154,35 @@ def print_metrics(described: dict[str, dict[str, Any]]) -> None:
 
 
 def print_profile(result: dict, written: Path) -> None:
-    """How well the profile's table and predictor match measured sub-networks."""
+    """How well the profile's table and predictor match measured sub-networks: in a check,
+    also after recalibrating to the machine's speed now, and relative to the reference."""
     table = Table(title=f"latency estimates vs measured ({result['table']['n']} sub-networks)")
     for column in ("estimate", "within +/-10%", "MAPE", "Kendall tau"):
         table.add_column(column, justify="right")
-    for name in ("table", "predictor"):
-        f = result[name]
-        table.add_row(
-            name, f"{f['within_10pct']:.1%}", f"{f['mape_pct']:.1f}%", f"{f['kendall_tau']:.3f}"
-        )
+    rows = {
+        "table": "table",
+        "predictor": "predictor",
+        "predictor_recalibrated": "predictor, recalibrated",
+        "predictor_relative": "predictor, relative to the reference",
+    }
+    for name, label in rows.items():
+        if name in result:
+            f = result[name]
+            table.add_row(label, f"{f['within_10pct']:.1%}", f"{f['mape_pct']:.1f}%",
+                          f"{f['kendall_tau']:.3f}")  # fmt: skip
     Console().print(table)
     if result.get("same_device") is False:
         console.print("note: this machine differs from the profiled device; expect a gap")
     elif "speed_drift" in result:
-        f = result["predictor_without_drift"]
         console.print(
             f"this machine runs {result['speed_drift']:+.1%} slower than when profiled "
-            f"(largest arch); without that drift the predictor is {f['within_10pct']:.1%} "
-            f"within +/-10%, MAPE {f['mape_pct']:.1f}%"
+            "(the reference, the largest sub-network)"
+        )
+    if "reference" in result:
+        r = result["reference"]
+        console.print(
+            f"reference (largest sub-network): {r['ms']:.3f} ms; the machine's speed moved by "
+            f"{r['spread']:.1%} (p90/p10) while profiling, divided out"
         )
     if "layers" in result:
         console.print(f"table: {result['layers']} layers at {', '.join(result['precisions'])}")

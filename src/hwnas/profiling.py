@@ -65,6 +65,7 @@ def profile_job(
         "layers": len(profile.table.entries),
         "precisions": list(precision.precisions if precision else ["fp32"]),
         "validation": profile.validation,
+        "reference": vars(profile.reference),
         "device": profile.device,
         "seconds": time.perf_counter() - started,
     }

@@ -197,6 +197,8 @@ def _evaluators(
         policy=policy,
         proxies=config.proxies,
         seed=config.seed,
+        latency_rounds=config.latency.rounds,
+        recalibrate=config.latency.recalibrate,
     )
     return Built(policy.space if policy else model.space(), create_evaluators(context))
 
@@ -318,8 +320,7 @@ def _export(
         write_atomic(out / "models" / name, data)
     if isinstance(latency, ProfiledLatency):
         archs = [space.make(e.arch) for e in chosen.values()]
-        estimates = [e.metrics["latency_ms"] for e in chosen.values()]
-        for label, here in zip(chosen, latency.measure_here(archs, estimates), strict=True):
+        for label, here in zip(chosen, latency.measure_here(archs), strict=True):
             exported[label].update(here)
     return exported
 

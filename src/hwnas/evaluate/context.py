@@ -43,7 +43,8 @@ class EvaluationContext:
     batch-norm statistics re-estimated on calibration inputs (the super-network's shared
     ones fit no sub-network), or in a precision search its quantized ONNX model
     (``hwnas.quantize.OnnxModule``, made by ``policy``); ``family`` is the registry name;
-    ``proxies``: which zero-cost proxies to score and how, ``seed`` the run's."""
+    ``proxies``: which zero-cost proxies to score and how, ``seed`` the run's;
+    ``latency_rounds`` and ``recalibrate`` as in the config's ``latency`` section."""
 
     task: Task
     model: Family
@@ -54,6 +55,8 @@ class EvaluationContext:
     policy: PrecisionPolicy | None = None
     proxies: ProxyConfig | None = None
     seed: int = 0
+    latency_rounds: int = 3
+    recalibrate: bool = False
 
     @property
     def precision(self) -> bool:

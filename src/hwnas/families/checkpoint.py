@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,11 @@ def optimizer_path(path: str | Path) -> Path:
     return path.with_name(path.name + ".optim")
 
 
+def _incoming(side: Path) -> Path:
+    """Where a save puts the new optimizer state until the checkpoint that names it is in."""
+    return side.with_name(side.name + ".next")
+
+
 def save_checkpoint(
     path: str | Path,
     model: Family,
@@ -72,8 +78,12 @@ def save_checkpoint(
 ) -> Path:
     """Write ``model``'s weights, its space and config, and ``meta`` (JSON) to ``path``.
 
-    With ``optimizer``, its state goes to ``optimizer_path(path)`` first and the checkpoint
+    With ``optimizer``, its state goes to ``optimizer_path(path)`` and the checkpoint
     records that file's digest, so a side file from another save is never paired with it.
+    The two files cannot be replaced at once: the new state is written beside the old one
+    first, then the checkpoint, then the state moved into place, so a kill at any moment
+    leaves a checkpoint whose state is one of the two files (``load_checkpoint`` takes the
+    one whose digest it records).
     """
     path = Path(path)
     header = {
@@ -83,13 +93,16 @@ def save_checkpoint(
         "config": json.dumps(model.config.to_dict()),
         "meta": json.dumps(dict(meta)),
     }
+    side = optimizer_path(path)
     if optimizer is not None:
         data = optimizer_bytes(optimizer.state_dict())
-        write_atomic(optimizer_path(path), data)
+        write_atomic(_incoming(side), data)
         header["optimizer_sha256"] = hashlib.sha256(data).hexdigest()
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     header["sha256"] = _digest(tensors)
     write_atomic(path, save(tensors, metadata=header))
+    if optimizer is not None:
+        os.replace(_incoming(side), side)
     return path
 
 
@@ -250,9 +263,14 @@ def _read_optimizer(path: Path, header: Mapping[str, str]) -> dict[str, Any]:
         data = side.read_bytes()
     except OSError as e:
         raise HwnasError(f"optimizer state {side} cannot be read: {one_line(e)}") from e
-    if hashlib.sha256(data).hexdigest() != header["optimizer_sha256"]:
-        raise HwnasError(f"optimizer state {side} does not belong to checkpoint {path}")
-    return optimizer_state(data, side)
+    if hashlib.sha256(data).hexdigest() == header["optimizer_sha256"]:
+        return optimizer_state(data, side)
+    incoming = _incoming(side)  # killed after the checkpoint, before its state moved in
+    if incoming.is_file():
+        data = incoming.read_bytes()
+        if hashlib.sha256(data).hexdigest() == header["optimizer_sha256"]:
+            return optimizer_state(data, incoming)
+    raise HwnasError(f"optimizer state {side} does not belong to checkpoint {path}")
 
 
 # -- optimizer state: safetensors, its structure in the JSON header (nothing unpickled) ------

@@ -121,20 +121,27 @@ def prepare(
     A model that is already ONNX (``hwnas.quantize.OnnxModule``: its bytes in ``model``) is
     timed as it is, on ONNX Runtime."""
     if not isinstance(module, torch.nn.Module):
-        session = onnx_session(module.model, settings.threads)
-        feed = {"input": example.numpy()}
-        return lambda: session.run(None, feed)
+        return _onnx_call(module.model, example, settings)
     module = module.eval()
     if settings.backend == "onnxruntime":
-        session = onnx_session(to_onnx(module, example), settings.threads)
-        feed = {"input": example.numpy()}
-        return lambda: session.run(None, feed)
+        return _onnx_call(to_onnx(module, example), example, settings)
 
     def call() -> object:
         with torch.inference_mode():
             return module(example)
 
     return call
+
+
+def _onnx_call(
+    model: bytes, example: torch.Tensor, settings: LatencySettings
+) -> Callable[[], object]:
+    """A session's run on ``example``. A network whose output does not depend on its input
+    (NAS-Bench-201's cell of only ``none`` edges, which outputs zeros) is exported with no
+    input at all; it is then timed fed nothing, which is what it costs."""
+    session = onnx_session(model, settings.threads)
+    feed = {graph_input.name: example.numpy() for graph_input in session.get_inputs()}
+    return lambda: session.run(None, feed)
 
 
 @contextmanager
@@ -154,28 +161,88 @@ def measure(module: torch.nn.Module, example: torch.Tensor, settings: LatencySet
         return time_calls(prepare(module, example, settings), settings)
 
 
+REFERENCE_EVERY = 4
+"""Calls timed between two timings of the reference: its latency at each call is read off
+the line between the two, so drift over a few seconds is followed; closer costs more time
+on the reference than on what is measured."""
+
+
+@dataclass(frozen=True)
+class RoundTimings:
+    """Each call's timing in each round (shape (rounds, calls)) and, when a reference was
+    timed among them, each timing divided by the reference's latency at that moment.
+
+    On a shared machine the speed drifts over seconds to minutes by tens of percent: two
+    milliseconds taken at different moments are not comparable, their ratios to a
+    reference timed beside each are. ``relative * reference_median_ms`` is then the latency
+    each call would have had if the machine had run at its median speed throughout.
+    """
+
+    ms: np.ndarray
+    iqr_ms: np.ndarray
+    runs: np.ndarray
+    relative: np.ndarray | None = None
+    reference_ms: np.ndarray | None = None
+
+    @property
+    def reference_median_ms(self) -> float:
+        if self.reference_ms is None:
+            raise ValueError("timed without a reference")
+        return float(np.median(self.reference_ms))
+
+    def at_reference_speed(self) -> np.ndarray:
+        """Milliseconds with the drift taken out, at the reference's median speed."""
+        if self.relative is None:
+            raise ValueError("timed without a reference")
+        return self.relative * self.reference_median_ms
+
+
 def time_rounds(
     calls: Sequence[Callable[[], object]],
     settings: LatencySettings,
     rounds: int,
     seed: int = 0,
     advance: Callable[[int], object] = lambda n: None,
-) -> np.ndarray:
-    """Median milliseconds of each call in each of ``rounds`` rounds, shape (rounds, calls).
+    reference: Callable[[], object] | None = None,
+) -> RoundTimings:
+    """Each of ``calls`` timed once per round, in a fresh random order each round.
 
-    Each round times every call once, in a fresh random order. On a shared machine speed
-    drifts over seconds; rounds spread each call's timing over the whole session, so drift
-    averages out instead of landing on whichever calls ran during a slow spell. Here the
-    median of 3 rounds halves the pass-to-pass difference of one long timing (docs).
+    On a shared machine speed drifts over seconds; rounds spread each call's timing over the
+    whole session, so drift averages out instead of landing on whichever calls ran during a
+    slow spell. Here the median of 3 rounds halves the pass-to-pass difference of one long
+    timing (docs). With ``reference``, it is timed first and again after every
+    ``REFERENCE_EVERY`` calls and at each round's end, and each timing is also given
+    relative to the reference's latency, interpolated at its moment: what remains of drift
+    is what changes within a few seconds.
     """
     rng = np.random.default_rng(seed)
-    timings = np.empty((rounds, len(calls)))
+    shape = (rounds, len(calls))
+    ms, iqr, runs, moments = np.empty(shape), np.empty(shape), np.empty(shape), np.empty(shape)
+    reference_at: list[float] = []
+    reference_ms: list[float] = []
+
+    def time_reference() -> None:
+        begin = time.perf_counter()
+        reference_ms.append(time_calls(reference, settings).median_ms)
+        reference_at.append((begin + time.perf_counter()) / 2)
+
     with torch_threads(settings):
         for r in range(rounds):
-            for i in rng.permutation(len(calls)):
-                timings[r, i] = time_calls(calls[i], settings).median_ms
+            if reference is not None and r == 0:
+                time_reference()
+            order = rng.permutation(len(calls))
+            for done, i in enumerate(order, start=1):
+                begin = time.perf_counter()
+                timing = time_calls(calls[i], settings)
+                moments[r, i] = (begin + time.perf_counter()) / 2
+                ms[r, i], iqr[r, i], runs[r, i] = timing.median_ms, timing.iqr_ms, timing.runs
                 advance(1)
-    return timings
+                if reference is not None and (done % REFERENCE_EVERY == 0 or done == len(order)):
+                    time_reference()
+    if reference is None:
+        return RoundTimings(ms, iqr, runs)
+    local = np.interp(moments, reference_at, reference_ms)
+    return RoundTimings(ms, iqr, runs, ms / local, np.asarray(reference_ms))
 
 
 def _cpu_model() -> str:

@@ -11,6 +11,14 @@ keyed ``<layer>:int8``, and fits its predictor on quantized sub-networks (all fp
 quantized and mixed policies), with each precision's share of the table's time as extra
 features: Q/DQ pairs between layers and fused integer kernels are what summing misses there.
 
+Everything a profile times (layers and sub-networks) is timed in one session, in rounds of
+random order, with a reference (the family's largest sub-network) timed between every few
+of them (``time_rounds``): each timing is divided by the reference's latency at its moment
+and multiplied by the reference's median. A shared VM's speed moves by tens of percent
+within minutes; this takes that out, so the table and the predictor are in milliseconds at
+one speed, the reference's (``reference.ms``). ``--check`` and a run with
+``latency.recalibrate`` time the reference again to compare or convert to today's speed.
+
 The file says what it was made for (super-network config and input shape, precisions,
 back-end, device, format version) and how good it is (cross-validated figures); loading
 checks all of it, so a profile for another space or another hwnas format is refused in one
@@ -23,7 +31,7 @@ import hashlib
 import json
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,17 +54,23 @@ from sklearn.model_selection import KFold
 from hwnas.errors import HwnasError, first_invalid, one_line
 from hwnas.families.base import ArchLike, Family, Layer
 from hwnas.files import MiB, read_text_limited, write_atomic
-from hwnas.hardware.measure import comparable, environment, prepare, time_rounds
+from hwnas.hardware.measure import (
+    RoundTimings,
+    comparable,
+    environment,
+    prepare,
+    time_rounds,
+)
 from hwnas.hardware.predictor import LatencyPredictor
 from hwnas.hardware.settings import LatencySettings
-from hwnas.hardware.table import LatencyTable, build_table
+from hwnas.hardware.table import LatencyTable, table_calls, table_from_timings
 from hwnas.precision import PrecisionPolicy
 from hwnas.predictors import quality
 from hwnas.progress import Progress, SilentProgress
 from hwnas.space import Arch
 
 FORMAT = "hwnas-latency-profile"
-VERSION = 1
+VERSION = 2
 MAX_PROFILE_BYTES = 64 * MiB
 """A profile of the default spaces is ~100 KiB (a few hundred table entries); 64 MiB leaves
 room for spaces a hundred times larger and keeps a wrong file from exhausting memory."""
@@ -166,7 +180,16 @@ class _Validation(_Strict):
     samples: int = Field(ge=0, le=MAX_SAMPLES)
     table: _Figures
     predictor: _Figures
-    reference_ms: float | None = Field(None, gt=0)
+
+
+class _Reference(_Strict):
+    """The arch every timing was divided by, its median latency over the session, and how
+    much the machine's speed moved meanwhile (its 90th over its 10th percentile, minus 1)."""
+
+    arch: str = Field(min_length=1, max_length=10_000)
+    ms: float = Field(gt=0)
+    timings: int = Field(ge=1)
+    spread: float = Field(ge=0)
 
 
 class _ProfileFile(_Strict):
@@ -179,6 +202,7 @@ class _ProfileFile(_Strict):
     device: dict[str, Any]
     table: _Table
     predictor: _Predictor
+    reference: _Reference
     validation: _Validation
     precision: _Precision | None = None
 
@@ -200,6 +224,24 @@ class ProfilePrecision:
 
 
 @dataclass(frozen=True)
+class ProfileReference:
+    """What a profile's milliseconds are relative to: ``arch`` (the family's largest
+    sub-network, fp32) took ``ms`` at the median over the ``timings`` taken of it while
+    profiling, and ranged by ``spread`` (p90 / p10 - 1) meanwhile."""
+
+    arch: str
+    ms: float
+    timings: int
+    spread: float
+
+    @classmethod
+    def of(cls, arch: ArchLike, timings: RoundTimings) -> ProfileReference:
+        p10, p90 = np.percentile(timings.reference_ms, [10, 90])
+        return cls(arch.key, timings.reference_median_ms, len(timings.reference_ms),
+                   float(p90 / p10 - 1))  # fmt: skip
+
+
+@dataclass(frozen=True)
 class Profile:
     supernet: str
     config: dict[str, Any]
@@ -209,6 +251,7 @@ class Profile:
     table: LatencyTable
     table_noise: dict[str, float]
     predictor: LatencyPredictor
+    reference: ProfileReference
     validation: dict[str, Any]
     created: str
     precision: ProfilePrecision | None = None
@@ -261,6 +304,7 @@ class Profile:
                 "noise": self.table_noise,
             },
             "predictor": self.predictor.to_dict(),
+            "reference": vars(self.reference),
             "validation": self.validation,
             **({"precision": {"precisions": list(self.precision.precisions),
                               "block_size": self.precision.block_size}}
@@ -322,7 +366,8 @@ def load_profile(path: Path | str) -> Profile:
         table=LatencyTable(data.table.overhead_ms, data.table.entries),
         table_noise=data.table.noise,
         predictor=LatencyPredictor.from_dict(data.predictor.model_dump()),
-        validation=data.validation.model_dump(exclude_none=True),
+        reference=ProfileReference(**data.reference.model_dump()),
+        validation=data.validation.model_dump(),
         created=data.created,
         precision=None if data.precision is None else ProfilePrecision(
             tuple(data.precision.precisions), data.precision.block_size),
@@ -359,6 +404,8 @@ def check_fits(
                 f"profile {path}: made for another space ({key} = {profile.config.get(key)!r}, "
                 f"this run has {config.get(key)!r}); build one with hwnas profile"
             )
+    if profile.reference.arch != model.teacher_arch().key:
+        raise HwnasError(f"profile {path}: reference.arch is not this space's largest sub-network")
     if policy is not None:
         _check_precisions(profile, path, policy)
     catalogue = policy.catalogue() if policy else model.layer_catalogue()
@@ -399,26 +446,154 @@ def _check_precisions(profile: Profile, path: Path | str, policy: PrecisionPolic
 
 
 # -- building and checking ---------------------------------------------------------------------
+def reference_module(model: Family) -> torch.nn.Module:
+    """The yardstick profiles and measured searches time beside what they measure: the
+    family's largest sub-network in fp32, whatever precisions are searched, so one number
+    tells how fast the machine runs at any moment."""
+    return model.extract(model.teacher_arch()).eval()
+
+
+def arch_calls(
+    model: Family, archs: Sequence[ArchLike], settings: LatencySettings,
+    policy: PrecisionPolicy | None = None,
+) -> list[Callable[[], object]]:  # fmt: skip
+    """Each arch's standalone sub-network (with ``policy``: its quantized model), ready to time."""
+    example = model.example_input(settings.batch_size)
+    build = policy.evaluated if policy else model.extract
+    return [prepare(build(arch), example, settings) for arch in archs]
+
+
+@dataclass(frozen=True)
+class MeasuredArchs:
+    """Each arch's median over rounds, in milliseconds as timed and relative to the reference
+    timed beside it (``relative``: what drift does not move); the reference's median over
+    the session."""
+
+    ms: np.ndarray
+    relative: np.ndarray
+    reference_ms: float
+
+
 def measure_archs(
     model: Family,
-    archs: Sequence[Arch],
+    archs: Sequence[ArchLike],
     settings: LatencySettings,
     progress: Progress,
     label: str,
     rounds: int = 3,
     seed: int = 0,
     policy: PrecisionPolicy | None = None,
-) -> np.ndarray:
-    """Measured latency (ms) of each arch's standalone sub-network (with ``policy``: its
-    quantized model): the median of ``rounds`` interleaved rounds, so machine drift does
-    not bias single archs."""
-    example = model.example_input(settings.batch_size)
-    build = policy.evaluated if policy else model.extract
-    calls = [prepare(build(arch), example, settings) for arch in archs]
+) -> MeasuredArchs:
+    """Measure each arch's standalone sub-network (with ``policy``: its quantized model) in
+    ``rounds`` interleaved rounds with the reference among them."""
+    calls = arch_calls(model, archs, settings, policy)
+    reference = prepare(reference_module(model), model.example_input(settings.batch_size),
+                        settings)  # fmt: skip
     task = progress.task(label, rounds * len(calls))
-    timings = time_rounds(calls, settings, rounds, seed, task.advance)
+    timings = time_rounds(calls, settings, rounds, seed, task.advance, reference)
     task.close()
-    return np.median(timings, axis=0)
+    return MeasuredArchs(
+        np.median(timings.ms, axis=0),
+        np.median(timings.relative, axis=0),
+        timings.reference_median_ms,
+    )
+
+
+@dataclass(frozen=True)
+class ProfileTimings:
+    """What a profile is fitted from, timed in one session: the table's calls (the
+    catalogue's layers, then the one-op model) and then the sampled archs. Kept apart from
+    the fit so that the same timings can be fitted with and without the reference."""
+
+    catalogue: list[Layer]
+    archs: list[Arch]
+    timings: RoundTimings
+    seed: int
+
+    def split(self, drift_free: bool) -> tuple[np.ndarray, np.ndarray]:
+        """(table timings per round, archs' median ms), at the reference's speed or as timed."""
+        ms = self.timings.at_reference_speed() if drift_free else self.timings.ms
+        n = len(self.catalogue) + 1
+        return ms[:, :n], np.median(ms[:, n:], axis=0)
+
+
+def time_profile(
+    model: Family,
+    settings: LatencySettings,
+    samples: int = 200,
+    rounds: int = 5,
+    seed: int = 0,
+    progress: Progress | None = None,
+    precision: ProfilePrecision | None = None,
+) -> ProfileTimings:
+    """Time the lookup table's layers and ``samples`` random sub-networks together, in
+    ``rounds`` interleaved rounds with the reference among them. With ``precision``, the
+    table holds every quantizable layer at each precision too, and the sub-networks are
+    quantized models. The weights do not matter to latency: a fresh super-network serves."""
+    progress = progress or SilentProgress()
+    model = model.eval()
+    policy = precision.policy(model) if precision else None
+    archs = distinct_samples(model, samples, seed, policy=policy)
+    if len(archs) < 10:
+        raise HwnasError(
+            f"--samples {samples}: the predictor needs at least 10 distinct sub-networks "
+            f"(this space gave {len(archs)})"
+        )
+    catalogue = policy.catalogue() if policy else model.layer_catalogue()
+    make_module = policy.layer_module if policy else model.layer_module
+    example = model.example_input(settings.batch_size)
+    calls = [*table_calls(catalogue, make_module, settings),
+             *arch_calls(model, archs, settings, policy)]  # fmt: skip
+    reference = prepare(reference_module(model), example, settings)
+    task = progress.task("layers and sub-networks", rounds * len(calls))
+    timings = time_rounds(calls, settings, rounds, seed, task.advance, reference)
+    task.close()
+    return ProfileTimings(catalogue, archs, timings, seed)
+
+
+def fit_profile(
+    supernet: str,
+    model: Family,
+    settings: LatencySettings,
+    timed: ProfileTimings,
+    precision: ProfilePrecision | None = None,
+    drift_free: bool = True,
+) -> Profile:
+    """The table and the predictor from ``timed``, cross-validated. ``drift_free=False``
+    fits the milliseconds as timed, as profiles did before they had a reference: only for
+    measuring what the reference brings (docs)."""
+    table_timings, measured = timed.split(drift_free)
+    table, noise = table_from_timings(timed.catalogue, table_timings)
+    archs = timed.archs
+    policy = precision.policy(model) if precision else None
+    schedules = [policy.schedule(a) if policy else model.layer_schedule(a) for a in archs]
+    table_ms = np.array([table.predict(layers) for layers in schedules])
+    features = predictor_features(model, archs, schedules, table, table_ms, precision)
+    held_out = np.empty(len(archs))
+    for train, test in KFold(5, shuffle=True, random_state=timed.seed).split(features):
+        fitted = LatencyPredictor.fit(features[train], table_ms[train], measured[train])
+        held_out[test] = fitted.predict(features[test], table_ms[test])
+    validation = {
+        "method": f"5-fold cross-validation on {len(archs)} measured sub-networks",
+        "seed": timed.seed,
+        "samples": len(archs),
+        "table": accuracy_figures(measured, table_ms),
+        "predictor": accuracy_figures(measured, held_out),
+    }
+    return Profile(
+        supernet=supernet,
+        config=model.config.to_dict(),
+        input_shape=tuple(model.input_spec().shape),
+        settings=settings,
+        device=environment(settings),
+        table=table,
+        table_noise=noise,
+        predictor=LatencyPredictor.fit(features, table_ms, measured),
+        reference=ProfileReference.of(model.teacher_arch(), timed.timings),
+        validation=validation,
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
+        precision=precision,
+    )
 
 
 def build_profile(
@@ -431,60 +606,12 @@ def build_profile(
     progress: Progress | None = None,
     precision: ProfilePrecision | None = None,
 ) -> Profile:
-    """Measure the lookup table and ``samples`` random sub-networks, each in ``rounds``
-    interleaved rounds; fit the predictor. With ``precision``, the table holds every
-    quantizable layer at each precision too, and the sub-networks are quantized models.
-
-    The weights do not matter to latency, so a freshly initialised super-network serves.
-    """
-    progress = progress or SilentProgress()
-    model = model.eval()
-    policy = precision.policy(model) if precision else None
-    archs = _distinct_samples(model, samples, seed, policy=policy)
-    if len(archs) < 10:
-        raise HwnasError(
-            f"--samples {samples}: the predictor needs at least 10 distinct sub-networks "
-            f"(this space gave {len(archs)})"
-        )
-    catalogue = policy.catalogue() if policy else model.layer_catalogue()
-    table, noise = build_table(catalogue, policy.layer_module if policy else model.layer_module,
-                               settings, rounds=rounds, seed=seed, progress=progress)  # fmt: skip
-    timed = [*archs, model.teacher_arch()]
-    *measured, reference_ms = measure_archs(
-        model, timed, settings, progress, "sub-networks", rounds, seed, policy
-    )
-    measured = np.asarray(measured)
-    schedules = [policy.schedule(a) if policy else model.layer_schedule(a) for a in archs]
-    table_ms = np.array([table.predict(layers) for layers in schedules])
-    features = predictor_features(model, archs, schedules, table, table_ms, precision)
-    held_out = np.empty(len(archs))
-    for train, test in KFold(5, shuffle=True, random_state=seed).split(features):
-        fitted = LatencyPredictor.fit(features[train], table_ms[train], measured[train])
-        held_out[test] = fitted.predict(features[test], table_ms[test])
-    validation = {
-        "method": f"5-fold cross-validation on {len(archs)} measured sub-networks",
-        "seed": seed,
-        "samples": len(archs),
-        "table": accuracy_figures(measured, table_ms),
-        "predictor": accuracy_figures(measured, held_out),
-        "reference_ms": float(reference_ms),  # the teacher arch, timed with the others
-    }
-    return Profile(
-        supernet=supernet,
-        config=model.config.to_dict(),
-        input_shape=tuple(model.input_spec().shape),
-        settings=settings,
-        device=environment(settings),
-        table=table,
-        table_noise=noise,
-        predictor=LatencyPredictor.fit(features, table_ms, measured),
-        validation=validation,
-        created=datetime.now(UTC).isoformat(timespec="seconds"),
-        precision=precision,
-    )
+    """``time_profile``, then ``fit_profile``: what ``hwnas profile create`` does."""
+    timed = time_profile(model, settings, samples, rounds, seed, progress, precision)
+    return fit_profile(supernet, model.eval(), settings, timed, precision)
 
 
-def _distinct_samples(
+def distinct_samples(
     model: Family, n: int, seed: int, exclude: frozenset[str] = frozenset(),
     policy: PrecisionPolicy | None = None,
 ) -> list[Arch]:  # fmt: skip
@@ -507,21 +634,21 @@ def _distinct_samples(
     return list(archs.values())
 
 
-def _drift(
-    profile: Profile, reference_ms: float, measured: np.ndarray, predicted: np.ndarray
-) -> dict[str, Any]:
-    """How much faster or slower this machine runs now than when the profile was made,
-    from the one arch both timed (the teacher), and the predictor's figures with that
-    global factor taken out: what is left is the predictor's own error. A diagnostic only;
-    the figures above it are the honest ones."""
-    then = profile.validation.get("reference_ms")
-    if not isinstance(then, int | float) or not then > 0:
-        return {}
-    factor = reference_ms / then
-    return {
-        "speed_drift": factor - 1,
-        "predictor_without_drift": accuracy_figures(measured, predicted * factor),
-    }
+RECALIBRATION_ROUNDS = 5
+"""Timings of the reference a recalibration takes the median of: the first timing after
+sessions are made can run 40% slow here (caches, allocator arenas), and one outlier must
+not scale every estimate of a run."""
+
+
+def speed_here(profile: Profile, model: Family) -> float:
+    """The reference's latency on this machine now (the median of a few timings, with the
+    profile's settings) over the profile's: multiply its estimates by this to get today's
+    milliseconds (``latency.recalibrate``)."""
+    settings = profile.settings
+    reference = prepare(reference_module(model), model.example_input(settings.batch_size),
+                        settings)  # fmt: skip
+    timed = time_rounds([reference], settings, RECALIBRATION_ROUNDS)
+    return float(np.median(timed.ms)) / profile.reference.ms
 
 
 def same_device(a: dict[str, Any], b: dict[str, Any]) -> bool:
@@ -537,31 +664,39 @@ def check_profile(
     rounds: int = 5,
 ) -> dict[str, Any]:
     """Measure ``samples`` random sub-networks here, none of those the profile was fitted on
-    (they are drawn again from its recorded seed and excluded), and score its estimates."""
+    (they are drawn again from its recorded seed and excluded), and score its estimates
+    three ways: its milliseconds against those timed now (``predictor``); the same scaled
+    by ``speed_here`` before measuring, as a run with ``latency.recalibrate`` does
+    (``predictor_recalibrated``); and both relative to the reference timed beside each
+    (``predictor_relative``), which the machine's drift does not move."""
     progress = progress or SilentProgress()
     started = time.perf_counter()
     model = model.eval()
     policy = profile.policy(model)
     fit_seed = int(profile.validation.get("seed", 0))
-    fitted = _distinct_samples(model, int(profile.validation.get("samples", 0)), fit_seed,
+    fitted = distinct_samples(model, int(profile.validation.get("samples", 0)), fit_seed,
                                policy=policy)  # fmt: skip
     seed = fit_seed + 1
-    archs = _distinct_samples(model, samples, seed, frozenset(a.key for a in fitted), policy)
+    archs = distinct_samples(model, samples, seed, frozenset(a.key for a in fitted), policy)
     if len(archs) < 2:
         raise HwnasError("--check: this space has too few archs the profile was not fitted on")
-    *measured, reference_ms = measure_archs(model, [*archs, model.teacher_arch()],
-                                            profile.settings, progress, "check", rounds, seed,
-                                            policy)  # fmt: skip
-    measured = np.asarray(measured)
+    speed = speed_here(profile, model)
+    measured = measure_archs(model, archs, profile.settings, progress, "check", rounds, seed,
+                             policy)  # fmt: skip
     table_ms, predicted = profile.estimate(model, archs, policy)
+    reference_ms = profile.reference.ms
+    recalibrated = predicted * speed
     here = environment(profile.settings)
     return {
         "samples": len(archs),
         "seed": seed,
         "rounds": rounds,
-        "table": accuracy_figures(measured, table_ms),
-        "predictor": accuracy_figures(measured, predicted),
-        **_drift(profile, float(reference_ms), measured, predicted),
+        "table": accuracy_figures(measured.ms, table_ms),
+        "predictor": accuracy_figures(measured.ms, predicted),
+        "predictor_recalibrated": accuracy_figures(measured.ms, recalibrated),
+        "predictor_relative": accuracy_figures(measured.relative, predicted / reference_ms),
+        "speed_drift": measured.reference_ms / reference_ms - 1,
+        "recalibration_speed": speed,
         "profile_device": profile.device,
         "this_device": here,
         "same_device": same_device(profile.device, here),
@@ -570,10 +705,13 @@ def check_profile(
             {
                 "key": a.key,
                 "measured_ms": m,
+                "measured_relative": r,
                 "table_ms": t,
                 "predicted_ms": p,
                 **({"precisions": dict(Counter(policy.policy(a).values()))} if policy else {}),
             }
-            for a, m, t, p in zip(archs, measured, table_ms, predicted, strict=True)
+            for a, m, r, t, p in zip(
+                archs, measured.ms, measured.relative, table_ms, predicted, strict=True
+            )
         ],  # fmt: skip
     }

@@ -8,7 +8,8 @@ half.
 
 Layers are timed in several rounds, each in a fresh random order, and the median round
 kept (``time_rounds``): a burst of load on a shared machine then spoils one round of a few
-layers instead of every timing of one layer.
+layers instead of every timing of one layer. A profile times them with its sub-networks and
+a reference, so the table is in milliseconds at the reference's speed (``profile``).
 """
 
 from __future__ import annotations
@@ -20,9 +21,8 @@ import numpy as np
 import torch
 
 from hwnas.families.base import Layer
-from hwnas.hardware.measure import prepare, time_rounds
+from hwnas.hardware.measure import prepare
 from hwnas.hardware.settings import LatencySettings
-from hwnas.progress import Progress, SilentProgress
 
 
 class MissingLayer(KeyError):
@@ -45,23 +45,24 @@ class LatencyTable:
         return total
 
 
-def build_table(
-    layers: Sequence[Layer],
-    make_module: Callable[[Layer], torch.nn.Module],
+def table_calls(
+    layers: Sequence[Layer], make_module: Callable[[Layer], torch.nn.Module],
     settings: LatencySettings,
-    rounds: int = 5,
-    seed: int = 0,
-    progress: Progress | None = None,
-) -> tuple[LatencyTable, dict[str, float]]:
-    """Time every layer in ``rounds`` rounds; returns the table and its noise figures."""
-    progress = progress or SilentProgress()
+) -> list[Callable[[], object]]:  # fmt: skip
+    """Each layer as its own model, ready to time, then the one-op model that measures the
+    runtime's cost of a call (on the network's input: where a whole network pays it)."""
     batch = settings.batch_size
     calls = [prepare(make_module(layer), layer.example(batch), settings) for layer in layers]
-    first = layers[0].input_shape  # the network's input: where a whole network pays overhead
+    first = layers[0].input_shape
     calls.append(prepare(torch.nn.ReLU(), torch.randn(batch, *first), settings))
-    task = progress.task("lookup table", rounds * len(calls))
-    timings = time_rounds(calls, settings, rounds, seed, task.advance)
-    task.close()
+    return calls
+
+
+def table_from_timings(
+    layers: Sequence[Layer], timings: np.ndarray
+) -> tuple[LatencyTable, dict[str, float]]:
+    """The table from the ``table_calls`` timed in rounds (shape (rounds, layers + 1)), and
+    its noise figures: how far a layer's rounds stray from their median."""
     medians = np.median(timings, axis=0)
     deviation = np.median(np.abs(timings - medians) / medians, axis=0)[:-1]
     # A layer's timing holds the call overhead, so the overhead is at most the cheapest
@@ -73,7 +74,7 @@ def build_table(
         {layer.key: float(ms) for layer, ms in zip(layers, medians[:-1], strict=True)},
     )
     noise = {
-        "rounds": rounds,
+        "rounds": int(len(timings)),
         "layer_round_deviation_median": float(np.median(deviation)),
         "layer_round_deviation_max": float(np.max(deviation)),
     }
