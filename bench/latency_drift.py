@@ -48,6 +48,7 @@ from hwnas.hardware.profile import (
     distinct_samples,
     fit_profile,
     measure_archs,
+    reference_call,
     speed_here,
     time_profile,
 )
@@ -88,9 +89,11 @@ def profile_family(name: str, config: RunConfig, out: Path, samples: int, rounds
 def check_family(made: dict, samples: int, rounds: int, seed: int) -> dict:
     model, profiles = made["model"], made["profiles"]
     archs = distinct_samples(model, samples, seed + 1, made["fitted"])
-    speed = speed_here(profiles["with_reference"], model)  # as latency.recalibrate does
-    measured = measure_archs(model, archs, profiles["with_reference"].settings,
-                             SilentProgress(), "check", rounds, seed + 1)  # fmt: skip
+    settings = profiles["with_reference"].settings
+    reference = reference_call(model, settings)
+    speed = speed_here(profiles["with_reference"], reference)  # as latency.recalibrate does
+    measured = measure_archs(model, archs, settings, SilentProgress(), "check", rounds,
+                             seed + 1, reference=reference)  # fmt: skip
     figures = {}
     for variant, profile in profiles.items():
         predicted = profile.estimate(model, archs)[1]

@@ -27,7 +27,7 @@ from hwnas.hardware.profile import (
     check_profile,
     distinct_samples,
     load_profile,
-    reference_module,
+    reference_call,
     speed_here,
 )
 from hwnas.hardware.settings import LatencySettings
@@ -275,7 +275,7 @@ def test_the_reference_takes_a_drifting_machine_out_of_the_timings(monkeypatch):
 def test_a_measured_search_records_latency_relative_to_the_reference():
     model = tiny_model()
     evaluator = MeasuredLatency(model.extract, model.example_input(1), FAST,
-                                lambda: reference_module(model), rounds=2)  # fmt: skip
+                                lambda: reference_call(model, FAST), rounds=2)  # fmt: skip
     small, large = (
         evaluator.evaluate(model.smallest_arch()),
         evaluator.evaluate(model.teacher_arch()),
@@ -296,7 +296,7 @@ def test_recalibration_converts_estimates_to_the_speed_here(profile_file, tmp_pa
     assert recalibrated["latency_ms"] == pytest.approx(1.5 * plain["latency_ms"])
     assert recalibrated["latency_relative"] == plain["latency_relative"]
     assert plain["latency_relative"] * profile.reference.ms == pytest.approx(plain["latency_ms"])
-    speed = speed_here(profile, model)
+    speed = speed_here(profile, reference_call(model, profile.settings))
     assert math.isfinite(speed) and speed > 0
     elsewhere = json.loads(path.read_text())
     elsewhere["device"]["cpu"] = "another CPU"

@@ -26,7 +26,7 @@ from hwnas.hardware.profile import (
     check_fits,
     load_profile,
     measure_archs,
-    reference_module,
+    reference_call,
     same_device,
     speed_here,
 )
@@ -61,11 +61,11 @@ class MeasuredLatency:
         build: Callable[[Arch], torch.nn.Module],
         example: torch.Tensor,
         settings: LatencySettings | None = None,
-        reference: Callable[[], torch.nn.Module] | None = None,
+        reference: Callable[[], Callable[[], object]] | None = None,
         rounds: int = 3,
     ) -> None:
         """``example`` is the input timed, batch included (``Family.example_input``);
-        ``reference`` makes the reference's module, when first needed."""
+        ``reference`` makes the reference's call (``reference_call``), when first needed."""
         self.build = build
         self.settings = settings or LatencySettings()
         self.example = example
@@ -74,7 +74,7 @@ class MeasuredLatency:
 
     @cached_property
     def _reference(self) -> Callable[[], object]:
-        return prepare(self.make_reference(), self.example, self.settings)
+        return self.make_reference()
 
     def evaluate(self, arch: Arch) -> dict[str, float]:
         call = prepare(self.build(arch), self.example, self.settings)
@@ -174,7 +174,7 @@ class Latency:
         model, settings = context.model, context.latency
         if context.latency_source == "measured":
             return MeasuredLatency(context.build, model.example_input(settings.batch_size),
-                                   settings, lambda: reference_module(model),
+                                   settings, lambda: reference_call(model, settings),
                                    context.latency_rounds)  # fmt: skip
         path = Path(context.latency_source.removeprefix("profile:"))
         profile = load_profile(path)
@@ -190,5 +190,5 @@ class Latency:
                     f"({here['runtime']}); its reference says how fast the profiled machine "
                     "runs, not this one"
                 )
-            speed = speed_here(profile, model)
+            speed = speed_here(profile, reference_call(model, profile.settings))
         return ProfiledLatency(profile, model, context.latency_source, context.policy, speed)

@@ -446,11 +446,12 @@ def _check_precisions(profile: Profile, path: Path | str, policy: PrecisionPolic
 
 
 # -- building and checking ---------------------------------------------------------------------
-def reference_module(model: Family) -> torch.nn.Module:
-    """The yardstick profiles and measured searches time beside what they measure: the
-    family's largest sub-network in fp32, whatever precisions are searched, so one number
-    tells how fast the machine runs at any moment."""
-    return model.extract(model.teacher_arch()).eval()
+def reference_call(model: Family, settings: LatencySettings) -> Callable[[], object]:
+    """The yardstick profiles and measured searches time beside what they measure, ready to
+    time: the family's largest sub-network in fp32, whatever precisions are searched, so one
+    number tells how fast the machine runs at any moment."""
+    reference = model.extract(model.teacher_arch()).eval()
+    return prepare(reference, model.example_input(settings.batch_size), settings)
 
 
 def arch_calls(
@@ -483,12 +484,13 @@ def measure_archs(
     rounds: int = 3,
     seed: int = 0,
     policy: PrecisionPolicy | None = None,
+    reference: Callable[[], object] | None = None,
 ) -> MeasuredArchs:
     """Measure each arch's standalone sub-network (with ``policy``: its quantized model) in
-    ``rounds`` interleaved rounds with the reference among them."""
+    ``rounds`` interleaved rounds with the reference among them (``reference``: its call,
+    when the caller already made one)."""
     calls = arch_calls(model, archs, settings, policy)
-    reference = prepare(reference_module(model), model.example_input(settings.batch_size),
-                        settings)  # fmt: skip
+    reference = reference or reference_call(model, settings)
     task = progress.task(label, rounds * len(calls))
     timings = time_rounds(calls, settings, rounds, seed, task.advance, reference)
     task.close()
@@ -541,12 +543,11 @@ def time_profile(
         )
     catalogue = policy.catalogue() if policy else model.layer_catalogue()
     make_module = policy.layer_module if policy else model.layer_module
-    example = model.example_input(settings.batch_size)
     calls = [*table_calls(catalogue, make_module, settings),
              *arch_calls(model, archs, settings, policy)]  # fmt: skip
-    reference = prepare(reference_module(model), example, settings)
     task = progress.task("layers and sub-networks", rounds * len(calls))
-    timings = time_rounds(calls, settings, rounds, seed, task.advance, reference)
+    timings = time_rounds(calls, settings, rounds, seed, task.advance,
+                          reference_call(model, settings))  # fmt: skip
     task.close()
     return ProfileTimings(catalogue, archs, timings, seed)
 
@@ -608,7 +609,7 @@ def build_profile(
 ) -> Profile:
     """``time_profile``, then ``fit_profile``: what ``hwnas profile create`` does."""
     timed = time_profile(model, settings, samples, rounds, seed, progress, precision)
-    return fit_profile(supernet, model.eval(), settings, timed, precision)
+    return fit_profile(supernet, model, settings, timed, precision)
 
 
 def distinct_samples(
@@ -640,14 +641,11 @@ sessions are made can run 40% slow here (caches, allocator arenas), and one outl
 not scale every estimate of a run."""
 
 
-def speed_here(profile: Profile, model: Family) -> float:
-    """The reference's latency on this machine now (the median of a few timings, with the
-    profile's settings) over the profile's: multiply its estimates by this to get today's
-    milliseconds (``latency.recalibrate``)."""
-    settings = profile.settings
-    reference = prepare(reference_module(model), model.example_input(settings.batch_size),
-                        settings)  # fmt: skip
-    timed = time_rounds([reference], settings, RECALIBRATION_ROUNDS)
+def speed_here(profile: Profile, reference: Callable[[], object]) -> float:
+    """The reference's latency on this machine now (the median of a few timings of its
+    ``reference_call`` with the profile's settings) over the profile's: multiply its
+    estimates by this to get today's milliseconds (``latency.recalibrate``)."""
+    timed = time_rounds([reference], profile.settings, RECALIBRATION_ROUNDS)
     return float(np.median(timed.ms)) / profile.reference.ms
 
 
@@ -680,9 +678,10 @@ def check_profile(
     archs = distinct_samples(model, samples, seed, frozenset(a.key for a in fitted), policy)
     if len(archs) < 2:
         raise HwnasError("--check: this space has too few archs the profile was not fitted on")
-    speed = speed_here(profile, model)
+    reference = reference_call(model, profile.settings)
+    speed = speed_here(profile, reference)
     measured = measure_archs(model, archs, profile.settings, progress, "check", rounds, seed,
-                             policy)  # fmt: skip
+                             policy, reference)  # fmt: skip
     table_ms, predicted = profile.estimate(model, archs, policy)
     reference_ms = profile.reference.ms
     recalibrated = predicted * speed
