@@ -98,8 +98,8 @@ class MeasuredLatency:
 class ProfiledLatency:
     """Latency on a profiled device, with no access to it: microseconds per arch. With a
     precision ``policy``, of each arch's quantized model, from the profile's layers at each
-    precision. With ``speed`` (``speed_here``), milliseconds at this machine's speed now
-    instead of the profile's."""
+    precision. With ``speed`` (``speed_here``: recalibrated), milliseconds at this machine's
+    speed now instead of the profile's."""
 
     described = (
         Metric("latency_ms", "ms", "latency on the profiled device, predicted"),
@@ -110,20 +110,21 @@ class ProfiledLatency:
 
     def __init__(
         self, profile: Profile, model: Family, source: str = "profile",
-        policy: PrecisionPolicy | None = None, speed: float = 1.0,
+        policy: PrecisionPolicy | None = None, speed: float | None = None,
     ) -> None:  # fmt: skip
         self.profile = profile
         self.model = model
         self.source = source
         self.policy = policy
         self.speed = speed
+        self.scale = 1.0 if speed is None else speed
 
     def evaluate(self, arch: Arch) -> dict[str, float]:
         table_ms, predicted = self.profile.estimate(self.model, [arch], self.policy)
         return {
-            "latency_ms": float(predicted[0]) * self.speed,
+            "latency_ms": float(predicted[0]) * self.scale,
             "latency_relative": float(predicted[0]) / self.profile.reference.ms,
-            "latency_table_ms": float(table_ms[0]) * self.speed,
+            "latency_table_ms": float(table_ms[0]) * self.scale,
         }
 
     def provenance(self) -> dict[str, Any]:
@@ -135,7 +136,7 @@ class ProfiledLatency:
     def identity(self) -> dict[str, Any]:
         p = self.profile
         return {"profile": p.fingerprint, "created": p.created, "device": p.device,
-                "recalibrated": self.speed != 1.0}  # fmt: skip
+                "recalibrated": self.speed is not None}  # fmt: skip
 
     def measure_here(self, archs: Sequence[Arch]) -> list[dict[str, Any]]:
         """``archs`` timed on this machine with the profile's settings (interleaved rounds
@@ -179,7 +180,7 @@ class Latency:
         path = Path(context.latency_source.removeprefix("profile:"))
         profile = load_profile(path)
         check_fits(profile, path, context.family, model, context.policy)
-        speed = 1.0
+        speed = None
         if context.recalibrate:
             here = environment(profile.settings)
             if not same_device(profile.device, here):
