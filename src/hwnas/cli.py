@@ -315,6 +315,33 @@ def run_command(
     print_run(summary, out)
 
 
+@app.command("oneshot")
+def oneshot_command(
+    ctx: typer.Context,
+    config: ConfigFile = None,
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("runs/oneshot"),
+    method: Annotated[str | None, typer.Option(help="darts or pc-darts.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of everything random.")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Search epochs.")] = None,
+    table: Annotated[
+        str | None, typer.Option(help="NAS-Bench-201 table to look derived cells up in.")
+    ] = None,
+) -> None:
+    """Gradient one-shot search (DARTS, PC-DARTS) over the NAS-Bench-201 cell space: learn
+    architecture weights, derive cells (argmax, perturbation), retrain and export them.
+
+    Writes OUT/oneshot.json, run.sqlite and models/<selection>.onnx (+ .json).
+    """
+    from hwnas.console import RichProgress, print_oneshot
+    from hwnas.oneshot.pipeline import run_oneshot
+
+    settings = _settings(config, {"oneshot.method": method, "seed": seed,
+                                  "oneshot.epochs": epochs, "oneshot.table": table})  # fmt: skip
+    with RichProgress() as progress:
+        summary = run_oneshot(settings, out, progress, command=_command_line(ctx))
+    print_oneshot(summary, out)
+
+
 @app.command("instatune")
 def instatune_command(
     ctx: typer.Context,

@@ -230,6 +230,42 @@ class ProxyConfig(_Strict):
         return names
 
 
+class OneShotConfig(_Strict):
+    """Gradient one-shot search (``hwnas oneshot``): the architecture weights are learned
+    with the network's (``hwnas.oneshot``), then read off as one cell by each of
+    ``selections``. ``method``: ``darts`` (first order) or ``pc-darts`` (1/``partial_channels``
+    of each edge's channels through the mixture, edge normalisation). The defaults are
+    DARTS's on CIFAR-10 but for ``epochs``. ``table``: a NAS-Bench-201 table
+    (``nb201_acc_latency.csv.gz``) to look each derived cell up in, its accuracy on
+    ``table_dataset`` and latency on ``table_device``."""
+
+    method: Literal["darts", "pc-darts"] = "darts"
+    epochs: int = Field(10, ge=1, le=10_000)
+    batch_size: int = Field(64, ge=2, le=4096)
+    learning_rate: float = Field(0.025, gt=0, le=10)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    weight_decay: float = Field(3e-4, ge=0, le=1)
+    arch_learning_rate: float = Field(3e-4, gt=0, le=10)
+    arch_weight_decay: float = Field(1e-3, ge=0, le=1)
+    partial_channels: int = Field(4, ge=2, le=64, description="pc-darts: K of 1/K")
+    selections: list[Literal["argmax", "perturbation"]] = Field(
+        default_factory=lambda: ["argmax", "perturbation"], min_length=1, max_length=2
+    )
+    tune_steps: int = Field(20, ge=0, le=100_000, description="weight steps per fixed edge")
+    retrain_epochs: int = Field(10, ge=0, le=10_000, description="each derived cell, alone")
+    table: str | None = None
+    table_dataset: Literal["cifar10", "cifar100", "ImageNet16-120"] = "cifar10"
+    table_device: str = "pixel3"
+
+    _table_usable = field_validator("table")(_check_path)
+
+    @model_validator(mode="after")
+    def _distinct(self) -> OneShotConfig:
+        if len(set(self.selections)) != len(self.selections):
+            raise ValueError(f"selections {self.selections}: each at most once")
+        return self
+
+
 class SearchConfig(_Strict):
     """What to search for and how. ``objectives`` left unset are the task's quality metric
     (``accuracy:max`` for images, ``bits_per_byte:min`` for text) and ``latency_ms:min``."""
@@ -348,6 +384,7 @@ class RunConfig(_Strict):
     quantize: QuantizeConfig = Field(default_factory=QuantizeConfig)
     proxies: ProxyConfig = Field(default_factory=ProxyConfig)
     execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
+    oneshot: OneShotConfig = Field(default_factory=OneShotConfig)
 
     @model_validator(mode="after")
     def _proxies_of_float_networks(self) -> RunConfig:

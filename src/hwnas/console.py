@@ -142,6 +142,24 @@ def print_run(summary: dict, out: Path) -> None:
     console.print(f"wrote {out}/summary.json, front.csv, report.html, run.sqlite")
 
 
+def print_oneshot(summary: dict, out: Path) -> None:
+    """Each derived cell with its measured metrics, its table look-up and its file."""
+    table = Table(title=f"{summary['method']}: derived cells (seed {summary['seed']})")
+    for column in ("selection", "cell", "skips", "accuracy (%)", "latency (ms)",
+                   "table accuracy (%)", "file"):  # fmt: skip
+        table.add_column(column, justify="left" if column in ("selection", "cell") else "right")
+    for selection, cell in summary["derived"].items():
+        metrics = cell["metrics"]
+        looked_up = metrics.get("table_accuracy")
+        table.add_row(selection, cell["cell"], str(cell["skip_connections"]),
+                      f"{metrics['accuracy']:.2f}", f"{metrics['latency_ms']:.3f}",
+                      "-" if looked_up is None else f"{looked_up:.2f}",
+                      str(out / cell["exported"]["onnx"]))  # fmt: skip
+    Console().print(table)
+    times = ", ".join(f"{k} {v:.1f}s" for k, v in summary["time_seconds"].items())
+    console.print(f"time: {times}; details in {out / 'oneshot.json'}")
+
+
 def print_metrics(described: dict[str, dict[str, Any]]) -> None:
     """Metric names with units: what objectives and constraints may name."""
     table = Table(title="metrics a run records (objectives and constraints name them)")

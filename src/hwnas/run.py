@@ -174,7 +174,7 @@ def _policy(config: RunConfig, model: Family, calibration: torch.Tensor) -> Prec
                            q.block_size, q.fixed, batchnorm=calibration)  # fmt: skip
 
 
-def _evaluators(
+def run_evaluators(
     config: RunConfig, task: Task, model: Family, calibration: torch.Tensor,
     policy: PrecisionPolicy | None,
 ) -> Built:  # fmt: skip
@@ -233,7 +233,7 @@ def worker_evaluators(context: Mapping[str, Any]) -> Built:
     load_checkpoint(context["checkpoint"], model)
     model.eval()
     calibration = task.calibration_inputs(config.search.calibration_images, config.seed)
-    return _evaluators(config, task, model, calibration, _policy(config, model, calibration))
+    return run_evaluators(config, task, model, calibration, _policy(config, model, calibration))
 
 
 def _executor(config: RunConfig, here: Built, out: Path, dense: Path | None) -> Executor:
@@ -280,7 +280,7 @@ def _chosen(plan: Plan, front: list[Evaluation]) -> dict[str, Evaluation]:
     return chosen
 
 
-def _export(
+def export_chosen(
     chosen: dict[str, Evaluation], config: RunConfig, task: Task, model: Family,
     calibration: torch.Tensor, latency: Evaluator, policy: PrecisionPolicy | None, out: Path,
 ) -> dict[str, dict[str, Any]]:  # fmt: skip
@@ -383,7 +383,7 @@ def _run(
         model = start.model
     trainer = _trainer(config, task, model, start)
     policy = _policy(config, model, calibration)
-    here = _evaluators(config, task, model, calibration, policy)
+    here = run_evaluators(config, task, model, calibration, policy)
     space, evaluators = here.space, here.evaluators
     label = policy.label if policy else model.label
     latency = evaluators["latency"]
@@ -416,7 +416,7 @@ def _run(
     if not front:
         raise HwnasError("no evaluated sub-network meets the constraints; relax search.constraints")
     chosen = _chosen(plan, front)
-    exported = _export(chosen, config, task, model, calibration, latency, policy, out)
+    exported = export_chosen(chosen, config, task, model, calibration, latency, policy, out)
     timings["export"] = time.perf_counter() - started
 
     summary = {

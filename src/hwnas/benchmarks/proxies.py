@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -97,8 +97,39 @@ def validate_proxies(
     chosen = load_published(published, dataset)
     if cells is not None:
         chosen = chosen[:: max(1, len(chosen) // cells)][:cells]
+    with run_lock(_checked_out(out)):
+        done = score_cells([cell.ops for cell in chosen], dataset, out, names, images,
+                           images_path, batch_size, seed, progress)  # fmt: skip
+        summary = _summarise(chosen, done, names, dataset, images, batch_size, seed)
+        write_atomic(out / "summary.json", json.dumps(summary, indent=1))
+    return summary
+
+
+def _checked_out(out: Path) -> Path:
     if out.exists() and not out.is_dir():
         raise HwnasError(f"--out {out}: exists and is not a folder")
+    return out
+
+
+def score_cells(
+    cells: Sequence[Mapping[str, str]],
+    dataset: str,
+    out: Path,
+    names: Sequence[str],
+    images: str = "digits",
+    images_path: str | None = None,
+    batch_size: int = 64,
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Proxies ``names`` of each of ``cells`` (op per edge name), appended to
+    ``out/scores.jsonl`` as each cell finishes so a killed run goes on where it stopped:
+    per NAS-Bench-201 cell string, its ``scores`` and ``seconds`` per proxy. The caller
+    holds ``out``'s run lock."""
+    check_proxy_names(names)
+    if dataset not in TRAINED_ON:
+        raise HwnasError(f"dataset {dataset!r}: choose from {', '.join(TRAINED_ON)}")
+    _checked_out(out)
     task = load_task(images, images_path, seed)
     side, classes = TRAINED_ON[dataset]
     image_spec = TaskSpec("classification", InputSpec("image", (3, side, side)), classes)
@@ -110,35 +141,32 @@ def validate_proxies(
     free_batch = ProxyBatch(torch.zeros(2, *image_spec.input.shape), None, task.loss)
     data_free = [n for n in names if not PROXIES[n].uses_data]
     with_data = [n for n in names if PROXIES[n].uses_data]
-    with run_lock(out):
-        make_out(out)
-        settings = {"proxies": sorted(names), "dataset": dataset, "images": images,
-                    "images_path": images_path, "batch_size": batch_size, "seed": seed}  # fmt: skip
-        done = _read_done(out, settings)
-        bar = (progress or SilentProgress()).task(f"proxies on {dataset}", len(chosen))
-        with (out / SCORES).open("a") as log:
-            for cell in chosen:
-                key = cell_string(cell.ops)
-                if key not in done:
-                    done[key] = _score_cell(cell, key, published_net, data_net, data_free,
-                                            with_data, free_batch, data_batch, seed)  # fmt: skip
-                    log.write(json.dumps(done[key]) + "\n")
-                    log.flush()
-                bar.advance()
-        bar.close()
-        summary = _summarise(chosen, done, names, dataset, images, batch_size, seed)
-        write_atomic(out / "summary.json", json.dumps(summary, indent=1))
-    return summary
+    make_out(out)
+    settings = {"proxies": sorted(names), "dataset": dataset, "images": images,
+                "images_path": images_path, "batch_size": batch_size, "seed": seed}  # fmt: skip
+    done = _read_done(out, settings)
+    bar = (progress or SilentProgress()).task(f"proxies on {dataset}", len(cells))
+    with (out / SCORES).open("a") as log:
+        for ops in cells:
+            key = cell_string(ops)
+            if key not in done:
+                done[key] = _score_cell(ops, key, published_net, data_net, data_free,
+                                        with_data, free_batch, data_batch, seed)  # fmt: skip
+                log.write(json.dumps(done[key]) + "\n")
+                log.flush()
+            bar.advance()
+    bar.close()
+    return done
 
 
-def _score_cell(cell: PublishedCell, key: str, published_net: Any, data_net: Any,
+def _score_cell(ops: Mapping[str, str], key: str, published_net: Any, data_net: Any,
                 data_free: list[str], with_data: list[str], free_batch: ProxyBatch,
                 data_batch: ProxyBatch, seed: int) -> dict[str, Any]:  # fmt: skip
     scores: dict[str, tuple[float, float]] = {}
     for family, proxies, batch in ((published_net, data_free, free_batch),
                                    (data_net, with_data, data_batch)):  # fmt: skip
         if proxies:
-            network = family.extract(family.space().make(cell.ops))
+            network = family.extract(family.space().make(dict(ops)))
             scores.update(score_proxies(proxies, network, batch, seed))
     return {"cell": key, "scores": {n: v for n, (v, _) in scores.items()},
             "seconds": {n: s for n, (_, s) in scores.items()}}  # fmt: skip
