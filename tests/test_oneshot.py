@@ -2,14 +2,20 @@
 both selections and the ``hwnas oneshot`` job."""
 
 import json
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from helpers import cli, random_image_task
 from hwnas.config import OneShotConfig
 from hwnas.families import build_family
+from hwnas.families.mobilenet.network import ElasticMobileNet
 from hwnas.families.nb201.cell import EDGE_NAMES, OPERATIONS
+from hwnas.hardware.profile import build_profile
+from hwnas.hardware.settings import LatencySettings
+from hwnas.oneshot.fbnet import ExpectedLatency, FBNetSearch, train_fbnet
 from hwnas.oneshot.network import OneShotNB201
 from hwnas.oneshot.search import select_argmax, select_perturbation, train_architecture
 from test_cli import assert_user_error
@@ -126,3 +132,146 @@ def test_oneshot_needs_the_nb201_family(tmp_path):
     r = cli("oneshot", "--config", path, "--out", tmp_path / "out")
     assert_user_error(r, "supernet.name", "nb201")
     assert not (tmp_path / "out").exists()
+
+
+# -- FBNet over the MobileNet ------------------------------------------------------------------
+FAST = LatencySettings(warmup=1, min_runs=3, max_runs=20, max_seconds=0.01)
+SMALL = dict(ElasticMobileNet.small_overrides)
+
+
+@pytest.fixture(scope="module")
+def mobilenet_profile(tmp_path_factory):
+    """A profile of the small MobileNet on ``random_image_task``'s images, and its path."""
+    task = random_image_task()
+    torch.manual_seed(0)
+    model = build_family("mobilenet", SMALL, task.spec).eval()
+    profile = build_profile("mobilenet", model, FAST, samples=12, rounds=1)
+    path = tmp_path_factory.mktemp("profile") / "small.json"
+    profile.save(path)
+    return path, profile
+
+
+def _fbnet():
+    task = random_image_task()
+    torch.manual_seed(0)
+    return task, FBNetSearch(build_family("mobilenet", SMALL, task.spec))
+
+
+def test_expected_latency_of_a_certain_draw_is_the_table_sum(mobilenet_profile):
+    """With all probability on one option per choice, the expectation is that
+    sub-network's table sum; with spread probabilities it lies between the extremes."""
+    _, profile = mobilenet_profile
+    _, search = _fbnet()
+    family, expected = search.family, ExpectedLatency(search.family, profile)
+    for seed in range(4):
+        arch = family.space().sample(np.random.default_rng(seed)).to_dict()
+        certain = {}
+        for c in search.choices:
+            index = c.options.index(arch[c.name]) if arch[c.name] is not None else 0
+            certain[c.name] = torch.nn.functional.one_hot(torch.tensor(index), len(c.options))
+        table_ms = profile.table.predict(family.layer_schedule(family.space().make(arch)))
+        assert float(expected(certain)) == pytest.approx(table_ms, rel=1e-9)
+    schedules = [family.layer_schedule(a) for a in (family.smallest_arch(), family.teacher_arch())]
+    low, high = (profile.table.predict(s) for s in schedules)
+    with torch.no_grad():
+        assert low < float(expected(search.probabilities())) < high
+
+
+def test_draws_are_seeded_and_gate_with_ones():
+    task, search = _fbnet()
+    draws = [search.draw(1.0, torch.Generator().manual_seed(3)) for _ in range(2)]
+    assert draws[0].arch == draws[1].arch
+    assert all(float(g.detach()) == 1.0 for g in draws[0].gates.values())
+    x = task.data.train.tensors[0][:4]
+    search.family.eval()
+    search.family.set_active(draws[0].arch)
+    assert torch.allclose(search.forward(x, draws[0]), search.family(x), atol=1e-6)
+    search.forward(x, draws[0]).sum().backward()
+    assert search.logits["resolution"].grad is not None
+
+
+def _trained(profile, **overrides):
+    settings = OneShotConfig(**{"method": "fbnet", "epochs": 3, "batch_size": 8,
+                                "arch_learning_rate": 0.1, **overrides})  # fmt: skip
+    task, search = _fbnet()
+    history = train_fbnet(search, task, settings, profile, seed=0)
+    return search, history
+
+
+def test_fbnet_training_is_deterministic_and_follows_the_latency_target(mobilenet_profile):
+    _, profile = mobilenet_profile
+    family = _fbnet()[1].family
+    schedules = [family.layer_schedule(a) for a in (family.smallest_arch(), family.teacher_arch())]
+    low, high = (profile.table.predict(s) for s in schedules)
+    runs = {}
+    for name, target in (("low", low), ("high", high)):
+        runs[name] = [_trained(profile, latency_target_ms=target, latency_weight=20.0)
+                      for _ in range(2)]  # fmt: skip
+        (a, history), (b, _) = runs[name]
+        assert all(torch.equal(a.logits[n], b.logits[n]) for n in a.logits)
+        assert len(history) == 3 and history[-1]["val"]["accuracy"] >= 0
+    expected = {name: runs[name][0][1][-1]["expected_ms"] for name in runs}
+    assert expected["low"] < expected["high"]
+
+
+def _fbnet_config(tmp_path, profile_path, **oneshot) -> str:
+    settings = {"method": "fbnet", "epochs": 2, "retrain_epochs": 1, "batch_size": 32,
+                "profile": str(profile_path), "latency_target_ms": 0.5, **oneshot}  # fmt: skip
+    text = json.dumps({"data": {"name": "digits"}, "latency": {"rounds": 1},
+                       "supernet": {"name": "mobilenet", "overrides": SMALL},
+                       "oneshot": settings})  # fmt: skip
+    path = tmp_path / "fbnet.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def digits_profile(tmp_path_factory):
+    """A profile of the small MobileNet on digits, as hwnas profile create makes it."""
+    config = tmp_path_factory.mktemp("config") / "c.json"
+    config.write_text(json.dumps({"data": {"name": "digits"},
+                                  "supernet": {"name": "mobilenet", "overrides": SMALL},
+                                  "latency": FAST.model_dump()}))  # fmt: skip
+    out = config.parent / "digits.json"
+    r = cli("profile", "create", "--config", config, "--out", out, "--samples", "12",
+            "--rounds", "1")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+def test_fbnet_job_reports_target_estimate_and_measured_latency(tmp_path, digits_profile):
+    out = tmp_path / "out"
+    r = cli("oneshot", "--config", _fbnet_config(tmp_path, digits_profile), "--out", out)
+    assert r.returncode == 0, r.stderr
+    summary = json.loads((out / "oneshot.json").read_text())
+    result = summary["derived"]["argmax"]
+    assert set(summary["derived"]) == {"argmax"} and result["latency_target_ms"] == 0.5
+    measured = result["metrics"]["latency_ms"]
+    assert result["target_error_pct"] == pytest.approx(100 * (measured / 0.5 - 1))
+    assert result["profile_estimate_ms"] > 0 and (out / result["exported"]["onnx"]).is_file()
+    assert len(summary["history"]) == 2 and set(summary["probabilities"]) >= {"resolution"}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "fragment"),
+    [({"profile": None}, "oneshot.profile"),
+     ({"latency_target_ms": None}, "oneshot.latency_target_ms"),
+     ({"selections": ["argmax", "perturbation"]}, "argmax alone"),
+     ({"warmup_epochs": 2}, "warmup_epochs"),
+     ({"profile": "/nonexistent/p.json"}, "oneshot.profile")],
+)  # fmt: skip
+def test_bad_fbnet_settings_are_refused_before_training(tmp_path, overrides, fragment):
+    out = tmp_path / "out"
+    config = _fbnet_config(tmp_path, tmp_path / "absent.json", **overrides)
+    assert_user_error(cli("oneshot", "--config", config, "--out", out), fragment)
+    assert not out.exists()
+
+
+def test_fbnet_refuses_a_profile_of_another_space(tmp_path, digits_profile):
+    out = tmp_path / "out"
+    config = json.loads(Path(_fbnet_config(tmp_path, digits_profile)).read_text())
+    config["supernet"]["overrides"] = {**SMALL, "kernels": [3]}
+    path = tmp_path / "other.json"
+    path.write_text(json.dumps(config))
+    assert_user_error(cli("oneshot", "--config", path, "--out", out), "made for another space")
+    assert not out.exists()

@@ -320,15 +320,16 @@ def oneshot_command(
     ctx: typer.Context,
     config: ConfigFile = None,
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("runs/oneshot"),
-    method: Annotated[str | None, typer.Option(help="darts or pc-darts.")] = None,
+    method: Annotated[str | None, typer.Option(help="darts, pc-darts or fbnet.")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of everything random.")] = None,
     epochs: Annotated[int | None, typer.Option(help="Search epochs.")] = None,
     table: Annotated[
         str | None, typer.Option(help="NAS-Bench-201 table to look derived cells up in.")
     ] = None,
 ) -> None:
-    """Gradient one-shot search (DARTS, PC-DARTS) over the NAS-Bench-201 cell space: learn
-    architecture weights, derive cells (argmax, perturbation), retrain and export them.
+    """Gradient one-shot search: DARTS or PC-DARTS over the NAS-Bench-201 cell space (derive
+    cells by argmax and perturbation), or FBNet over the MobileNet against a device profile's
+    latency (oneshot.profile, oneshot.latency_target_ms); retrain and export the result.
 
     Writes OUT/oneshot.json, run.sqlite and models/<selection>.onnx (+ .json).
     """

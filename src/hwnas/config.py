@@ -234,12 +234,15 @@ class OneShotConfig(_Strict):
     """Gradient one-shot search (``hwnas oneshot``): the architecture weights are learned
     with the network's (``hwnas.oneshot``), then read off as one cell by each of
     ``selections``. ``method``: ``darts`` (first order) or ``pc-darts`` (1/``partial_channels``
-    of each edge's channels through the mixture, edge normalisation). The defaults are
+    of each edge's channels through the mixture, edge normalisation) over the NAS-Bench-201
+    cell space, or ``fbnet`` over the MobileNet's per-layer choices (``hwnas.oneshot.fbnet``:
+    Gumbel-softmax sampling, the latency of device ``profile`` in the loss, pulled toward
+    ``latency_target_ms``; ``selections`` is then ``argmax`` alone). The defaults are
     DARTS's on CIFAR-10 but for ``epochs``. ``table``: a NAS-Bench-201 table
     (``nb201_acc_latency.csv.gz``) to look each derived cell up in, its accuracy on
     ``table_dataset`` and latency on ``table_device``."""
 
-    method: Literal["darts", "pc-darts"] = "darts"
+    method: Literal["darts", "pc-darts", "fbnet"] = "darts"
     epochs: int = Field(10, ge=1, le=10_000)
     batch_size: int = Field(64, ge=2, le=4096)
     learning_rate: float = Field(0.025, gt=0, le=10)
@@ -248,21 +251,44 @@ class OneShotConfig(_Strict):
     arch_learning_rate: float = Field(3e-4, gt=0, le=10)
     arch_weight_decay: float = Field(1e-3, ge=0, le=1)
     partial_channels: int = Field(4, ge=2, le=64, description="pc-darts: K of 1/K")
-    selections: list[Literal["argmax", "perturbation"]] = Field(
-        default_factory=lambda: ["argmax", "perturbation"], min_length=1, max_length=2
-    )
+    selections: list[Literal["argmax", "perturbation"]] | None = Field(
+        None, min_length=1, max_length=2,
+        description="unset: argmax and perturbation for darts and pc-darts, argmax for fbnet",
+    )  # fmt: skip
     tune_steps: int = Field(20, ge=0, le=100_000, description="weight steps per fixed edge")
     retrain_epochs: int = Field(10, ge=0, le=10_000, description="each derived cell, alone")
     table: str | None = None
     table_dataset: Literal["cifar10", "cifar100", "ImageNet16-120"] = "cifar10"
     table_device: str = "pixel3"
+    profile: str | None = Field(None, description="fbnet: a profile from hwnas profile create")
+    latency_target_ms: float | None = Field(None, gt=0, le=1e6, description="fbnet")
+    latency_weight: float = Field(1.0, ge=0, le=1e4, description="fbnet: of |E/target - 1|")
+    temperature: float = Field(5.0, gt=0, le=100, description="fbnet: Gumbel-softmax, first")
+    temperature_min: float = Field(0.5, gt=0, le=100, description="fbnet: at the last epoch")
+    warmup_epochs: int = Field(0, ge=0, le=10_000, description="fbnet: weights only, uniform")
 
-    _table_usable = field_validator("table")(_check_path)
+    _paths_usable = field_validator("table", "profile")(_check_path)
+
+    @property
+    def selected(self) -> list[str]:
+        """``selections``, or the method's own when unset."""
+        if self.selections is not None:
+            return list(self.selections)
+        return ["argmax"] if self.method == "fbnet" else ["argmax", "perturbation"]
 
     @model_validator(mode="after")
-    def _distinct(self) -> OneShotConfig:
-        if len(set(self.selections)) != len(self.selections):
+    def _consistent(self) -> OneShotConfig:
+        if len(set(self.selected)) != len(self.selected):
             raise ValueError(f"selections {self.selections}: each at most once")
+        if self.method == "fbnet" and self.selected != ["argmax"]:
+            raise ValueError(f"selections {self.selections}: fbnet reads its sub-network off "
+                             "by argmax alone")  # fmt: skip
+        if self.warmup_epochs >= self.epochs:
+            raise ValueError(f"warmup_epochs {self.warmup_epochs}: must be below epochs "
+                             f"{self.epochs}, or no epoch learns the architecture")  # fmt: skip
+        if self.temperature_min > self.temperature:
+            raise ValueError(f"temperature_min {self.temperature_min}: above temperature "
+                             f"{self.temperature}; the temperature anneals down")  # fmt: skip
         return self
 
 

@@ -143,18 +143,28 @@ def print_run(summary: dict, out: Path) -> None:
 
 
 def print_oneshot(summary: dict, out: Path) -> None:
-    """Each derived cell with its measured metrics, its table look-up and its file."""
-    table = Table(title=f"{summary['method']}: derived cells (seed {summary['seed']})")
-    for column in ("selection", "cell", "skips", "accuracy (%)", "latency (ms)",
-                   "table accuracy (%)", "file"):  # fmt: skip
-        table.add_column(column, justify="left" if column in ("selection", "cell") else "right")
-    for selection, cell in summary["derived"].items():
-        metrics = cell["metrics"]
-        looked_up = metrics.get("table_accuracy")
-        table.add_row(selection, cell["cell"], str(cell["skip_connections"]),
-                      f"{metrics['accuracy']:.2f}", f"{metrics['latency_ms']:.3f}",
-                      "-" if looked_up is None else f"{looked_up:.2f}",
-                      str(out / cell["exported"]["onnx"]))  # fmt: skip
+    """Each derived sub-network with its measured metrics and its file; a DARTS cell with its
+    skip connections and table look-up, an FBNet result with the latency asked for and the
+    profile's estimate beside the measured one."""
+    fbnet = summary["method"] == "fbnet"
+    extra = ("target (ms)", "profile (ms)", "off target") if fbnet else ("skips", "table acc. (%)")
+    table = Table(title=f"{summary['method']}: derived sub-networks (seed {summary['seed']})")
+    for column in ("selection", "sub-network", "accuracy (%)", "latency (ms)", *extra, "file"):
+        table.add_column(
+            column, justify="left" if column in ("selection", "sub-network") else "right"
+        )
+    for selection, found in summary["derived"].items():
+        metrics = found["metrics"]
+        if fbnet:
+            cells = (f"{found['latency_target_ms']:.3f}", f"{found['profile_estimate_ms']:.3f}",
+                     f"{found['target_error_pct']:+.1f}%")  # fmt: skip
+        else:
+            looked_up = metrics.get("table_accuracy")
+            cells = (str(found["skip_connections"]),
+                     "-" if looked_up is None else f"{looked_up:.2f}")  # fmt: skip
+        table.add_row(selection, found["label"], f"{metrics['accuracy']:.2f}",
+                      f"{metrics['latency_ms']:.3f}", *cells,
+                      str(out / found["exported"]["onnx"]))  # fmt: skip
     Console().print(table)
     times = ", ".join(f"{k} {v:.1f}s" for k, v in summary["time_seconds"].items())
     console.print(f"time: {times}; details in {out / 'oneshot.json'}")

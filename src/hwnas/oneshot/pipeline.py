@@ -1,13 +1,17 @@
-"""The one-shot job (``hwnas oneshot``): learn architecture weights, read cells off them, then
-the same evaluators, store and export as the main job.
+"""The one-shot job (``hwnas oneshot``): learn architecture weights, read sub-networks off
+them, then the same evaluators, store and export as the main job.
 
-Each derived cell's network is trained alone from its initial weights for
-``oneshot.retrain_epochs`` (DARTS's protocol: the searched weights were shared by every
-operation and are not the cell's), written back into the ``nb201`` family, whose evaluators
-then measure it (quality on the validation split, cost, latency as ``latency`` says) and
-whose export writes it as ONNX with its test quality. With ``oneshot.table``, the cell is
-also looked up in NAS-Bench-201: its accuracy there after 200 epochs and its latency on the
-table's device, which is the check the issue asks of every derived cell.
+DARTS and PC-DARTS (``hwnas.oneshot.search``) search the NAS-Bench-201 cell space and read
+cells off by ``selections``; FBNet (``hwnas.oneshot.fbnet``) searches the MobileNet's
+per-layer choices against a device profile's latency and reads off the most likely
+sub-network. Each derived sub-network is then trained alone, from freshly initialised
+weights, for ``oneshot.retrain_epochs`` (DARTS's protocol: the searched weights were
+shared by every choice and are not the sub-network's), as the family's active sub-network,
+whose evaluators then measure it (quality on the validation split, cost, latency as
+``latency`` says) and whose export writes it as ONNX with its test quality. With
+``oneshot.table``, a cell is also looked up in NAS-Bench-201: its accuracy there after 200
+epochs and its latency on the table's device. FBNet's result carries the latency it was
+asked for and the profile's estimate beside the measured one.
 """
 
 from __future__ import annotations
@@ -26,29 +30,45 @@ from hwnas.errors import HwnasError
 from hwnas.families.base import Family
 from hwnas.families.nb201.cell import short_label
 from hwnas.files import make_out, run_lock, write_atomic
+from hwnas.hardware.profile import Profile, check_fits, load_profile
+from hwnas.oneshot.fbnet import FBNetSearch, choice_probabilities, train_fbnet
 from hwnas.oneshot.network import OneShotNB201
 from hwnas.oneshot.search import select_argmax, select_perturbation, train_architecture
 from hwnas.progress import Progress, SilentProgress
 from hwnas.run import export_chosen, prepare, run_evaluators
+from hwnas.space import Arch
 from hwnas.store import Store
 from hwnas.tasks.base import Task
 
 SUMMARY = "oneshot.json"
 
 
-def check_oneshot(config: RunConfig, out: Path) -> TableBenchmark | None:
+SEARCHES = {"darts": "nb201", "pc-darts": "nb201", "fbnet": "mobilenet"}
+"""The family each method searches."""
+SPACES = {"nb201": "the NAS-Bench-201 cell space", "mobilenet": "the MobileNet's per-layer choices"}
+
+
+def check_oneshot(config: RunConfig, out: Path) -> TableBenchmark | Profile | None:
     """Everything the config and the output folder can tell before data loads: the family,
-    the options that do not combine, an earlier run in ``out``, and the table (read now)."""
+    the options that do not combine, an earlier run in ``out``, and the NAS-Bench-201 table
+    or the device profile (read now; whether the profile fits the network is checked once
+    it is built, still before training)."""
     settings = config.oneshot
-    if config.supernet.name != "nb201":
-        raise HwnasError(f"supernet.name: oneshot.method {settings.method} searches the "
-                         "NAS-Bench-201 cell space; set supernet.name: nb201")  # fmt: skip
+    family = SEARCHES[settings.method]
+    if config.supernet.name != family:
+        raise HwnasError(f"supernet.name: oneshot.method {settings.method} searches "
+                         f"{SPACES[family]}; set supernet.name: {family}")  # fmt: skip
     if config.quantize.precisions:
         raise HwnasError("quantize.precisions: a one-shot run exports float networks")
     if out.exists() and not out.is_dir():
         raise HwnasError(f"--out {out}: exists and is not a folder")
     if (out / SUMMARY).exists() or (out / "run.sqlite").exists():
         raise HwnasError(f"{out} already holds a run; pick another --out")
+    if settings.method == "fbnet":
+        return _check_fbnet(settings)
+    if settings.profile is not None or settings.latency_target_ms is not None:
+        raise HwnasError(f"oneshot.profile: oneshot.method {settings.method} has no latency "
+                         "term; fbnet has")  # fmt: skip
     channels = config.supernet.overrides.get("channels", 16)
     if settings.method == "pc-darts" and channels % settings.partial_channels:
         raise HwnasError(f"oneshot.partial_channels: {settings.partial_channels} does not "
@@ -59,6 +79,19 @@ def check_oneshot(config: RunConfig, out: Path) -> TableBenchmark | None:
         return load_nb201(settings.table, settings.table_dataset, settings.table_device)
     except HwnasError as exc:
         raise HwnasError(f"oneshot.table: {exc}") from None
+
+
+def _check_fbnet(settings: OneShotConfig) -> Profile:
+    if settings.table is not None:
+        raise HwnasError("oneshot.table: a NAS-Bench-201 table; fbnet searches the MobileNet")
+    if settings.profile is None or settings.latency_target_ms is None:
+        missing = "profile" if settings.profile is None else "latency_target_ms"
+        raise HwnasError(f"oneshot.{missing}: fbnet needs a device profile (hwnas profile "
+                         "create) and the latency to aim at (latency_target_ms)")  # fmt: skip
+    try:
+        return load_profile(settings.profile)
+    except HwnasError as exc:
+        raise HwnasError(f"oneshot.profile: {exc}") from None
 
 
 def train_alone(module: torch.nn.Module, task: Task, settings: OneShotConfig,
@@ -92,38 +125,37 @@ def run_oneshot(
 
 
 def _oneshot(config: RunConfig, out: Path, progress: Progress, command: str | None) -> dict:
-    table = check_oneshot(config, out)
+    checked = check_oneshot(config, out)
     settings = config.oneshot
     task, family = prepare(config)  # seeds torch: the network below starts the same
-    pc = settings.method == "pc-darts"
-    network = OneShotNB201(family.config, settings.partial_channels if pc else 1, pc)
+    if settings.method == "fbnet":
+        check_fits(checked, settings.profile, "mobilenet", family)
     make_out(out)
     started = time.perf_counter()
-    history = train_architecture(network, task, settings, config.seed, progress)
-    timings = {"search": time.perf_counter() - started}
-    cells, perturbation = {}, None
-    started = time.perf_counter()
-    for selection in settings.selections:
-        if selection == "argmax":
-            cells[selection] = select_argmax(network)
-        else:
-            cells[selection], perturbation = select_perturbation(network, task, settings,
-                                                                 config.seed, progress)  # fmt: skip
-    timings["selection"] = time.perf_counter() - started
+    if settings.method == "fbnet":
+        archs, found = _search_fbnet(config, task, family, checked, progress)
+    else:
+        archs, found = _search_cells(config, task, family, progress)
+    timings = {"search_and_selection": time.perf_counter() - started}
     derived: dict[str, Any] = {}
     with Store(out / "run.sqlite") as store:
-        for selection, ops in cells.items():
+        for selection, arch in archs.items():
             started = time.perf_counter()
-            derived[selection] = _retrain_and_export(config, task, family, ops, selection,
-                                                     table, store, out)  # fmt: skip
+            table = checked if isinstance(checked, TableBenchmark) else None
+            derived[selection] = {**_retrain_and_export(config, task, family, arch, selection,
+                                                        table, store, out),
+                                  **found.pop(selection)}  # fmt: skip
             timings[f"retrain_and_export_{selection}"] = time.perf_counter() - started
+    if settings.method == "fbnet":
+        derived["argmax"]["target_error_pct"] = 100 * (
+            derived["argmax"]["metrics"]["latency_ms"] / settings.latency_target_ms - 1
+        )
     summary = {
         "command": command or "python: hwnas.oneshot.run_oneshot",
         "method": settings.method,
         "seed": config.seed,
         "derived": derived,
-        "perturbation_drops": perturbation,
-        "history": history,
+        **found,
         "time_seconds": timings,
         "settings": config.model_dump(mode="json"),
     }
@@ -131,19 +163,57 @@ def _oneshot(config: RunConfig, out: Path, progress: Progress, command: str | No
     return summary
 
 
-def _retrain_and_export(config: RunConfig, task: Task, family: Family, ops: dict[str, str],
+def _search_cells(config: RunConfig, task: Task, family: Family,
+                  progress: Progress) -> tuple[dict[str, Arch], dict[str, Any]]:  # fmt: skip
+    """DARTS or PC-DARTS: the cell of each selection, and per selection and for the summary
+    what the search found besides."""
+    settings = config.oneshot
+    pc = settings.method == "pc-darts"
+    network = OneShotNB201(family.config, settings.partial_channels if pc else 1, pc)
+    history = train_architecture(network, task, settings, config.seed, progress)
+    cells, perturbation = {}, None
+    for selection in settings.selected:
+        if selection == "argmax":
+            cells[selection] = select_argmax(network)
+        else:
+            cells[selection], perturbation = select_perturbation(network, task, settings,
+                                                                 config.seed, progress)  # fmt: skip
+    found: dict[str, Any] = {selection: {
+        "cell": short_label(ops), "ops": ops,
+        "skip_connections": sum(op == "skip_connect" for op in ops.values()),
+    } for selection, ops in cells.items()}  # fmt: skip
+    found.update(perturbation_drops=perturbation, history=history)
+    return {s: family.space().make(ops) for s, ops in cells.items()}, found
+
+
+def _search_fbnet(config: RunConfig, task: Task, family: Family, profile: Profile,
+                  progress: Progress) -> tuple[dict[str, Arch], dict[str, Any]]:  # fmt: skip
+    """FBNet: the most likely sub-network, with the latency asked for and what the profile
+    estimates of it (beside which the evaluators' measured latency lands)."""
+    settings = config.oneshot
+    search = FBNetSearch(family)
+    history = train_fbnet(search, task, settings, profile, config.seed, progress)
+    arch = search.most_likely()
+    table_ms, estimate = profile.estimate(family, [arch])
+    target = settings.latency_target_ms
+    found = {"argmax": {
+        "latency_target_ms": target, "profile_table_ms": float(table_ms[0]),
+        "profile_estimate_ms": float(estimate[0]),
+        "latency_target_relative": target / profile.reference.ms,
+    }, "probabilities": choice_probabilities(search), "history": history}  # fmt: skip
+    return {"argmax": arch}, found
+
+
+def _retrain_and_export(config: RunConfig, task: Task, family: Family, arch: Arch,
                         selection: str, table: TableBenchmark | None, store: Store,
                         out: Path) -> dict[str, Any]:  # fmt: skip
-    """Retrain ``ops``'s network alone, measure it with the run's evaluators, look it up
-    in the table, store and export it."""
-    arch = family.space().make(ops)
+    """Train ``arch``'s sub-network alone from freshly initialised weights, measure it with
+    the run's evaluators, look it up in the table, store and export it."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
         fresh = type(family).from_config(family.config.to_dict())
-    module = fresh.extract(arch)
-    train_alone(module, task, config.oneshot, config.seed)
-    fresh.load_state_dict(module.state_dict(), strict=False)
-    fresh.eval()
+    fresh.set_active(arch)
+    train_alone(fresh, task, config.oneshot, config.seed)
     calibration = task.calibration_inputs(config.search.calibration_images, config.seed)
     built = run_evaluators(config, task, fresh, calibration, None)
     started = time.time()
@@ -158,6 +228,5 @@ def _retrain_and_export(config: RunConfig, task: Task, family: Family, ops: dict
                               started_at=started, finished_at=time.time())  # fmt: skip
     exported = export_chosen({selection: evaluation}, config, task, fresh, calibration,
                       built.evaluators["latency"], None, out)[selection]  # fmt: skip
-    return {"cell": short_label(ops), "ops": ops, "skip_connections": sum(
-        op == "skip_connect" for op in ops.values()), "metrics": evaluation.metrics,
-        "exported": exported}  # fmt: skip
+    return {"label": family.label(arch), "arch": arch.to_dict(), "metrics": evaluation.metrics,
+            "exported": exported}  # fmt: skip
