@@ -13,9 +13,10 @@ N-th pair so N processes share the work). No derived cell is retrained here: the
 200-epoch CIFAR-10 accuracy is the figure, which is what "looked up in the table" asks.
 
 Memory is what autograd saves for the backward pass of one step (the activations, counted
-once per storage through ``saved_tensors_hooks``), the part that PC-DARTS divides; the
-parameters are the same for both. Step time is the median of timed weight steps, DARTS and
-PC-DARTS interleaved so machine drift hits both alike.
+once per storage through ``saved_tensors_hooks``), the part that PC-DARTS divides; its
+convolutions see 1/K of the channels, so it also holds about 1/K of the parameters. Step
+time is the median of timed weight steps, DARTS and PC-DARTS interleaved so machine drift
+hits both alike.
 """
 
 from __future__ import annotations

@@ -10,12 +10,15 @@ choices gate what they decide: the resized image by the resolution's sample, eac
 residual branch (or, without a residual, its output) by its kernel's and expand ratio's, each
 stage's output by its depth's. Every gate is 1 in the forward pass.
 
-The latency term is the expectation, under the current distribution, of the profile's table
-sum: blocks are independent table entries, so it is exact and cheap (``ExpectedLatency``),
-scaled by the profile predictor's correction at the most likely sub-network (refreshed each
-epoch). The architecture loss is cross-entropy plus ``latency_weight * |E/target - 1|``
-(TuNAS's absolute form, which pulls toward the target from either side rather than simply
-down, as FBNet's multiplicative ``log(latency)`` does).
+The latency term is FBNet's: the profile's table sum taken over the sample's weights
+(``ExpectedLatency`` of the straight-through one-hots: the drawn sub-network's table latency
+forward, the soft sample's gradient backward), scaled by the profile predictor's correction
+at the most likely sub-network (refreshed each epoch). The expectation under the
+distribution itself would not do: a near-uniform distribution meets any target in the mean
+while its most likely sub-network is the smallest. The architecture loss is cross-entropy
+plus ``latency_weight * |L/target - 1|`` (TuNAS's absolute form, which pulls toward the
+target from either side rather than simply down, as FBNet's multiplicative
+``log(latency)`` does), so the samples, and with them the distribution, gather around it.
 
 Training alternates like DARTS (``hwnas.oneshot.search``): even batches step the weights on
 the drawn sub-network, odd batches the logits (Adam); the first ``warmup_epochs`` step only
@@ -25,6 +28,7 @@ weights; the temperature falls exponentially from ``temperature`` to ``temperatu
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -34,6 +38,7 @@ import numpy as np
 import torch
 
 from hwnas.config import OneShotConfig
+from hwnas.evaluate.quality import recalibrate_batchnorm
 from hwnas.families.mobilenet.network import ElasticMobileNet
 from hwnas.families.mobilenet.static import pool_and_classify, resize
 from hwnas.hardware.profile import Profile
@@ -102,10 +107,12 @@ class ExpectedLatency:
 
 @dataclass
 class Sample:
-    """One drawn sub-network: the arch and, per choice, its straight-through gate (1 in the
-    forward pass, the soft sample's gradient in the backward pass)."""
+    """One drawn sub-network: the arch and, per choice, its straight-through one-hot
+    (``weights``: the hard sample in the forward pass, the soft sample's gradient in the
+    backward pass) and the drawn option's entry of it (``gates``: 1 forward)."""
 
     arch: Arch
+    weights: dict[str, torch.Tensor]
     gates: dict[str, torch.Tensor]
 
 
@@ -130,15 +137,17 @@ class FBNetSearch:
 
     def draw(self, temperature: float, generator: torch.Generator, uniform: bool = False) -> Sample:
         """Hard Gumbel-softmax per choice; ``uniform`` ignores the logits (warm-up)."""
-        values, gates = {}, {}
+        values, weights = {}, {}
         for c in self.choices:
             logits = torch.zeros(len(c.options)) if uniform else self.logits[c.name]
             noise = torch.rand(len(c.options), generator=generator).clamp_(1e-10, 1 - 1e-10)
             soft = torch.softmax((logits - torch.log(-torch.log(noise))) / temperature, 0)
             index = int(soft.argmax())
-            gates[c.name] = 1 - soft[index].detach() + soft[index]
+            hard = torch.nn.functional.one_hot(torch.tensor(index), len(c.options))
+            weights[c.name] = hard - soft.detach() + soft
             values[c.name] = c.options[index]
-        return Sample(self.family.set_active(values), gates)
+        gates = {c.name: weights[c.name][c.options.index(values[c.name])] for c in self.choices}
+        return Sample(self.family.set_active(values), weights, gates)
 
     def forward(self, x: torch.Tensor, sample: Sample) -> torch.Tensor:
         """The drawn sub-network on ``x`` (``set_active`` was called by ``draw``), gated."""
@@ -173,6 +182,7 @@ def train_fbnet(
     family, expected = search.family, ExpectedLatency(search.family, profile)
     target = settings.latency_target_ms
     generator = torch.Generator().manual_seed(seed)
+    calibration = task.calibration_inputs(256, seed)
     weights = torch.optim.SGD(family.parameters(), settings.learning_rate,
                               momentum=settings.momentum,
                               weight_decay=settings.weight_decay)  # fmt: skip
@@ -198,11 +208,11 @@ def train_fbnet(
             sample = search.draw(temperature, generator, uniform=warming)
             if step % 2 and not warming:
                 architecture.zero_grad(set_to_none=True)
-                latency = correction * expected(search.probabilities())
+                latency = correction * expected(sample.weights)
                 penalty = settings.latency_weight * torch.abs(latency / target - 1)
                 (task.loss(search.forward(inputs, sample), targets) + penalty).backward()
                 architecture.step()
-                latency_losses.append(float(penalty))
+                latency_losses.append(float(penalty.detach()))
                 continue
             weights.zero_grad(set_to_none=True)
             loss = task.loss(search.forward(inputs, sample), targets)
@@ -212,17 +222,19 @@ def train_fbnet(
             schedule.step()
             losses.append(loss.item())
         likely = search.most_likely()
-        family.set_active(likely)
         with torch.no_grad():
             expected_ms = correction * float(expected(search.probabilities()))
         _, estimate = profile.estimate(family, [likely])
+        evaluated = copy.deepcopy(family)  # shared statistics are every draw's; recalibrate
+        evaluated.set_active(likely)
+        recalibrate_batchnorm(evaluated, calibration)
         history.append({
             "epoch": epoch + 1, "temperature": round(temperature, 4),
             "train_loss": float(np.mean(losses)),
             "latency_loss": float(np.mean(latency_losses)) if latency_losses else None,
             "expected_ms": expected_ms, "most_likely": family.label(likely),
             "most_likely_estimate_ms": float(estimate[0]),
-            "val": task.quality(family),
+            "val": task.quality(evaluated),
         })  # fmt: skip
         bar.advance()
     bar.close()
