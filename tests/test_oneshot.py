@@ -181,7 +181,7 @@ def test_draws_are_seeded_and_gate_with_ones():
     task, search = _fbnet()
     draws = [search.draw(1.0, torch.Generator().manual_seed(3)) for _ in range(2)]
     assert draws[0].arch == draws[1].arch
-    assert all(float(g.detach()) == 1.0 for g in draws[0].gates.values())
+    assert all(float(draws[0].gate(c.name).detach()) == 1.0 for c in search.choices)
     x = task.data.train.tensors[0][:4]
     search.family.eval()
     search.family.set_active(draws[0].arch)

@@ -42,6 +42,7 @@ from hwnas.evaluate.quality import recalibrate_batchnorm
 from hwnas.families.mobilenet.network import ElasticMobileNet
 from hwnas.families.mobilenet.static import pool_and_classify, resize
 from hwnas.hardware.profile import Profile
+from hwnas.oneshot.search import weight_optimiser, weight_step
 from hwnas.progress import Progress, SilentProgress
 from hwnas.space import Arch
 from hwnas.tasks.base import Task
@@ -109,11 +110,15 @@ class ExpectedLatency:
 class Sample:
     """One drawn sub-network: the arch and, per choice, its straight-through one-hot
     (``weights``: the hard sample in the forward pass, the soft sample's gradient in the
-    backward pass) and the drawn option's entry of it (``gates``: 1 forward)."""
+    backward pass)."""
 
     arch: Arch
     weights: dict[str, torch.Tensor]
-    gates: dict[str, torch.Tensor]
+
+    def gate(self, name: str) -> torch.Tensor:
+        """The drawn option's entry of choice ``name``'s one-hot: 1 forward."""
+        weights = self.weights[name]
+        return weights[int(weights.detach().argmax())]
 
 
 class FBNetSearch:
@@ -146,19 +151,18 @@ class FBNetSearch:
             hard = torch.nn.functional.one_hot(torch.tensor(index), len(c.options))
             weights[c.name] = hard - soft.detach() + soft
             values[c.name] = c.options[index]
-        gates = {c.name: weights[c.name][c.options.index(values[c.name])] for c in self.choices}
-        return Sample(self.family.set_active(values), weights, gates)
+        return Sample(self.family.set_active(values), weights)
 
     def forward(self, x: torch.Tensor, sample: Sample) -> torch.Tensor:
         """The drawn sub-network on ``x`` (``set_active`` was called by ``draw``), gated."""
-        net, arch, gate = self.family, sample.arch, sample.gates
-        x = net.stem(resize(x, int(arch["resolution"])) * gate["resolution"])
+        net, arch, gate = self.family, sample.arch, sample.gate
+        x = net.stem(resize(x, int(arch["resolution"])) * gate("resolution"))
         for i, stage in enumerate(net.stages):
             for j, block in enumerate(stage[: int(arch[f"s{i}.depth"])]):
-                g = gate[f"s{i}.b{j}.kernel"] * gate[f"s{i}.b{j}.expand"]
+                g = gate(f"s{i}.b{j}.kernel") * gate(f"s{i}.b{j}.expand")
                 y = block(x)
                 x = x + g * (y - x) if block.residual else g * y
-            x = x * gate[f"s{i}.depth"]
+            x = x * gate(f"s{i}.depth")
         return pool_and_classify(net.head(x), net.classifier)
 
 
@@ -183,9 +187,8 @@ def train_fbnet(
     target = settings.latency_target_ms
     generator = torch.Generator().manual_seed(seed)
     calibration = task.calibration_inputs(256, seed)
-    weights = torch.optim.SGD(family.parameters(), settings.learning_rate,
-                              momentum=settings.momentum,
-                              weight_decay=settings.weight_decay)  # fmt: skip
+    shared = list(family.parameters())
+    weights = weight_optimiser(shared, settings)
     per_epoch = task.steps_per_epoch(settings.batch_size)
     steps = settings.warmup_epochs * per_epoch + (
         settings.epochs - settings.warmup_epochs
@@ -195,11 +198,11 @@ def train_fbnet(
                                     betas=(0.5, 0.999),
                                     weight_decay=settings.arch_weight_decay)  # fmt: skip
     history = []
+    table_ms, predicted_ms = profile.estimate(family, [search.most_likely()])
     bar = (progress or SilentProgress()).task("fbnet search", settings.epochs)
     for epoch in range(settings.epochs):
         warming = epoch < settings.warmup_epochs
         temperature = temperature_at(settings, epoch)
-        table_ms, predicted_ms = profile.estimate(family, [search.most_likely()])
         correction = float(predicted_ms[0] / table_ms[0])
         family.train()
         losses, latency_losses = [], []
@@ -214,17 +217,13 @@ def train_fbnet(
                 architecture.step()
                 latency_losses.append(float(penalty.detach()))
                 continue
-            weights.zero_grad(set_to_none=True)
             loss = task.loss(search.forward(inputs, sample), targets)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(family.parameters(), 5.0)
-            weights.step()
+            losses.append(weight_step(weights, shared, loss))
             schedule.step()
-            losses.append(loss.item())
         likely = search.most_likely()
         with torch.no_grad():
             expected_ms = correction * float(expected(search.probabilities()))
-        _, estimate = profile.estimate(family, [likely])
+        table_ms, predicted_ms = profile.estimate(family, [likely])  # also next epoch's
         evaluated = copy.deepcopy(family)  # shared statistics are every draw's; recalibrate
         evaluated.set_active(likely)
         recalibrate_batchnorm(evaluated, calibration)
@@ -233,7 +232,7 @@ def train_fbnet(
             "train_loss": float(np.mean(losses)),
             "latency_loss": float(np.mean(latency_losses)) if latency_losses else None,
             "expected_ms": expected_ms, "most_likely": family.label(likely),
-            "most_likely_estimate_ms": float(estimate[0]),
+            "most_likely_estimate_ms": float(predicted_ms[0]),
             "val": task.quality(evaluated),
         })  # fmt: skip
         bar.advance()
@@ -243,6 +242,8 @@ def train_fbnet(
 
 def choice_probabilities(search: FBNetSearch) -> dict[str, dict[str, float]]:
     """Each choice's distribution at the end, option -> probability, for the summary."""
+    with torch.no_grad():
+        probabilities = search.probabilities()
     return {c.name: {str(o): round(float(p), 6) for o, p in
-                     zip(c.options, torch.softmax(search.logits[c.name].detach(), 0), strict=True)}
+                     zip(c.options, probabilities[c.name], strict=True)}
             for c in search.choices}  # fmt: skip

@@ -33,7 +33,13 @@ from hwnas.files import make_out, run_lock, write_atomic
 from hwnas.hardware.profile import Profile, check_fits, load_profile
 from hwnas.oneshot.fbnet import FBNetSearch, choice_probabilities, train_fbnet
 from hwnas.oneshot.network import OneShotNB201
-from hwnas.oneshot.search import select_argmax, select_perturbation, train_architecture
+from hwnas.oneshot.search import (
+    select_argmax,
+    select_perturbation,
+    train_architecture,
+    weight_optimiser,
+    weight_step,
+)
 from hwnas.progress import Progress, SilentProgress
 from hwnas.run import export_chosen, prepare, run_evaluators
 from hwnas.space import Arch
@@ -99,18 +105,14 @@ def train_alone(module: torch.nn.Module, task: Task, settings: OneShotConfig,
     """Train one fixed network, in place: SGD with the search's settings, cosine schedule."""
     generator = torch.Generator().manual_seed(seed)
     epochs = settings.retrain_epochs
-    optimiser = torch.optim.SGD(module.parameters(), settings.learning_rate,
-                                momentum=settings.momentum,
-                                weight_decay=settings.weight_decay)  # fmt: skip
+    parameters = list(module.parameters())
+    optimiser = weight_optimiser(parameters, settings)
     steps = max(epochs * task.steps_per_epoch(settings.batch_size), 1)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, steps)
     module.train()
     for _ in range(epochs):
         for inputs, targets in task.train_batches(settings.batch_size, generator):
-            optimiser.zero_grad(set_to_none=True)
-            task.loss(module(inputs), targets).backward()
-            torch.nn.utils.clip_grad_norm_(module.parameters(), 5.0)
-            optimiser.step()
+            weight_step(optimiser, parameters, task.loss(module(inputs), targets))
             schedule.step()
     module.eval()
 
@@ -138,10 +140,10 @@ def _oneshot(config: RunConfig, out: Path, progress: Progress, command: str | No
         archs, found = _search_cells(config, task, family, progress)
     timings = {"search_and_selection": time.perf_counter() - started}
     derived: dict[str, Any] = {}
+    table = checked if isinstance(checked, TableBenchmark) else None
     with Store(out / "run.sqlite") as store:
         for selection, arch in archs.items():
             started = time.perf_counter()
-            table = checked if isinstance(checked, TableBenchmark) else None
             derived[selection] = {**_retrain_and_export(config, task, family, arch, selection,
                                                         table, store, out),
                                   **found.pop(selection)}  # fmt: skip

@@ -43,19 +43,22 @@ def operation_table(network: OneShotNB201) -> dict[str, dict[str, float]]:
             for edge, row in zip(EDGE_NAMES, weights, strict=True)}  # fmt: skip
 
 
-def _weight_optimiser(network: OneShotNB201, settings: OneShotConfig) -> torch.optim.Optimizer:
+def weight_optimiser(
+    parameters: list[torch.Tensor], settings: OneShotConfig
+) -> torch.optim.Optimizer:
+    """SGD with momentum for a one-shot search's shared weights (and the retrained result)."""
     return torch.optim.SGD(
-        network.weights(), settings.learning_rate, momentum=settings.momentum,
+        parameters, settings.learning_rate, momentum=settings.momentum,
         weight_decay=settings.weight_decay,
     )  # fmt: skip
 
 
-def _weight_step(network: OneShotNB201, task: Task, optimiser: torch.optim.Optimizer,
-                 inputs: torch.Tensor, targets: torch.Tensor) -> float:  # fmt: skip
+def weight_step(optimiser: torch.optim.Optimizer, parameters: list[torch.Tensor],
+                loss: torch.Tensor) -> float:  # fmt: skip
+    """One step of the shared weights on ``loss``, gradients clipped at norm 5 as DARTS does."""
     optimiser.zero_grad(set_to_none=True)
-    loss = task.loss(network(inputs), targets)
     loss.backward()
-    torch.nn.utils.clip_grad_norm_(network.weights(), 5.0)
+    torch.nn.utils.clip_grad_norm_(parameters, 5.0)
     optimiser.step()
     return loss.item()
 
@@ -71,7 +74,8 @@ def train_architecture(
     epoch, the weights' training loss, the super-network's validation accuracy and each
     edge's operation weights (the softmax of its alphas)."""
     generator = torch.Generator().manual_seed(seed)
-    weights = _weight_optimiser(network, settings)
+    shared = network.weights()
+    weights = weight_optimiser(shared, settings)
     steps = settings.epochs * math.ceil(task.steps_per_epoch(settings.batch_size) / 2)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(weights, max(steps, 1), eta_min=1e-3)
     architecture = torch.optim.Adam(network.architecture_parameters(),
@@ -89,7 +93,8 @@ def train_architecture(
                 task.loss(network(inputs), targets).backward()
                 architecture.step()
             else:
-                losses.append(_weight_step(network, task, weights, inputs, targets))
+                loss = task.loss(network(inputs), targets)
+                losses.append(weight_step(weights, shared, loss))
                 schedule.step()
         history.append({
             "epoch": epoch + 1, "train_loss": float(np.mean(losses)),
@@ -121,7 +126,8 @@ def select_perturbation(
     network.mask = mask
     order = np.random.default_rng(seed).permutation(len(EDGE_NAMES))
     generator = torch.Generator().manual_seed(seed)
-    optimiser = _weight_optimiser(network, settings)
+    shared = network.weights()
+    optimiser = weight_optimiser(shared, settings)
     chosen, drops = {}, {}
     bar = (progress or SilentProgress()).task("perturbation selection", len(order))
     for e in order:
@@ -142,7 +148,7 @@ def select_perturbation(
             if inputs is None:
                 batches = task.train_batches(settings.batch_size, generator)
                 inputs, targets = next(batches)
-            _weight_step(network, task, optimiser, inputs, targets)
+            weight_step(optimiser, shared, task.loss(network(inputs), targets))
         bar.advance()
     bar.close()
     return {edge: chosen[edge] for edge in EDGE_NAMES}, drops
