@@ -237,7 +237,9 @@ class OneShotConfig(_Strict):
     of each edge's channels through the mixture, edge normalisation) over the NAS-Bench-201
     cell space, or ``fbnet`` over the MobileNet's per-layer choices (``hwnas.oneshot.fbnet``:
     Gumbel-softmax sampling, the latency of device ``profile`` in the loss, pulled toward
-    ``latency_target_ms``; ``selections`` is then ``argmax`` alone). The defaults are
+    ``latency_target_ms``, read off by ``argmax`` and ``on_target``: of ``target_draws``
+    sub-networks drawn from the learned distribution, the most probable whose profile
+    estimate is within ``target_tolerance`` of the target). The defaults are
     DARTS's on CIFAR-10 but for ``epochs``. ``table``: a NAS-Bench-201 table
     (``nb201_acc_latency.csv.gz``) to look each derived cell up in, its accuracy on
     ``table_dataset`` and latency on ``table_device``."""
@@ -251,9 +253,10 @@ class OneShotConfig(_Strict):
     arch_learning_rate: float = Field(3e-4, gt=0, le=10)
     arch_weight_decay: float = Field(1e-3, ge=0, le=1)
     partial_channels: int = Field(4, ge=2, le=64, description="pc-darts: K of 1/K")
-    selections: list[Literal["argmax", "perturbation"]] | None = Field(
+    selections: list[Literal["argmax", "perturbation", "on_target"]] | None = Field(
         None, min_length=1, max_length=2,
-        description="unset: argmax and perturbation for darts and pc-darts, argmax for fbnet",
+        description="unset: argmax and perturbation (darts, pc-darts), argmax and on_target "
+        "(fbnet)",
     )  # fmt: skip
     tune_steps: int = Field(20, ge=0, le=100_000, description="weight steps per fixed edge")
     retrain_epochs: int = Field(10, ge=0, le=10_000, description="each derived cell, alone")
@@ -266,6 +269,9 @@ class OneShotConfig(_Strict):
     temperature: float = Field(5.0, gt=0, le=100, description="fbnet: Gumbel-softmax, first")
     temperature_min: float = Field(0.5, gt=0, le=100, description="fbnet: at the last epoch")
     warmup_epochs: int = Field(0, ge=0, le=10_000, description="fbnet: weights only, uniform")
+    target_draws: int = Field(2000, ge=1, le=1_000_000, description="fbnet: on_target's draws")
+    target_tolerance: float = Field(0.05, gt=0, le=1, description="fbnet: on_target's, of "
+                                    "|estimate/target - 1|")  # fmt: skip
 
     _paths_usable = field_validator("table", "profile")(_check_path)
 
@@ -274,15 +280,16 @@ class OneShotConfig(_Strict):
         """``selections``, or the method's own when unset."""
         if self.selections is not None:
             return list(self.selections)
-        return ["argmax"] if self.method == "fbnet" else ["argmax", "perturbation"]
+        return ["argmax", "on_target" if self.method == "fbnet" else "perturbation"]
 
     @model_validator(mode="after")
     def _consistent(self) -> OneShotConfig:
         if len(set(self.selected)) != len(self.selected):
             raise ValueError(f"selections {self.selections}: each at most once")
-        if self.method == "fbnet" and self.selected != ["argmax"]:
-            raise ValueError(f"selections {self.selections}: fbnet reads its sub-network off "
-                             "by argmax alone")  # fmt: skip
+        own = {"argmax", "on_target" if self.method == "fbnet" else "perturbation"}
+        if not set(self.selected) <= own:
+            raise ValueError(f"selections {self.selections}: {self.method} reads its "
+                             f"sub-networks off by {' and '.join(sorted(own))}")  # fmt: skip
         if self.warmup_epochs >= self.epochs:
             raise ValueError(f"warmup_epochs {self.warmup_epochs}: must be below epochs "
                              f"{self.epochs}, or no epoch learns the architecture")  # fmt: skip

@@ -240,6 +240,45 @@ def train_fbnet(
     return history
 
 
+def select_on_target(
+    search: FBNetSearch, profile: Profile, target_ms: float, draws: int, tolerance: float,
+    seed: int,
+) -> tuple[Arch, dict[str, Any]]:  # fmt: skip
+    """FBNet's own read-off, by sampling: ``draws`` sub-networks from the learned
+    distribution, and of those (with the most likely sub-network) the most probable whose
+    profile estimate is within ``tolerance`` of the target, else the one nearest it.
+
+    The most likely sub-network, read off choice by choice, is not where the drawn ones
+    gathered around the target: each choice's mode is taken alone, and the latency of the
+    combination can land well off it. The distribution's own samples carry the joint
+    trade-off the loss taught it, and the profile, made for this, tells which of them meet
+    the target before anything is trained or timed."""
+    space = search.family.space()
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        log_p = {c.name: torch.log_softmax(search.logits[c.name], 0) for c in search.choices}
+        drawn = {n: torch.multinomial(v.exp(), draws, replacement=True, generator=generator)
+                 for n, v in log_p.items()}  # fmt: skip
+    candidates = {}
+    indices = [{n: int(v.argmax()) for n, v in log_p.items()}]
+    indices += [{n: int(drawn[n][d]) for n in drawn} for d in range(draws)]
+    for index in indices:
+        arch = space.make({c.name: c.options[index[c.name]] for c in search.choices})
+        log_probability = sum(float(log_p[n][i]) for n, i in index.items()
+                              if arch[n] is not None)  # inactive blocks' choices: any  # fmt: skip
+        candidates.setdefault(arch.key, (arch, log_probability))
+    archs, log_probabilities = zip(*candidates.values(), strict=True)
+    _, estimates = profile.estimate(search.family, archs)
+    errors = np.abs(np.asarray(estimates) / target_ms - 1)
+    within = errors <= tolerance
+    score = np.where(within, np.asarray(log_probabilities), -np.inf)
+    pick = int(np.argmax(score)) if within.any() else int(np.argmin(errors))
+    return archs[pick], {
+        "draws": draws, "distinct": len(archs), "within_tolerance": int(within.sum()),
+        "log_probability": log_probabilities[pick],
+    }  # fmt: skip
+
+
 def choice_probabilities(search: FBNetSearch) -> dict[str, dict[str, float]]:
     """Each choice's distribution at the end, option -> probability, for the summary."""
     with torch.no_grad():
