@@ -7,10 +7,11 @@ and the peak activation memory and step time of one training step of each.
     python bench/darts.py --table ... --out runs/bench-darts --cost-only
 
 Each (method, seed) searches on the bundled digits with ``examples/darts.yaml``'s network
-(override with ``--channels``/``--cells``/``--epochs``) and appends one line to
-``OUT/searches.jsonl`` (a killed run goes on where it stopped; ``--part K/N`` takes every
-N-th pair so N processes share the work). No derived cell is retrained here: the table's
-200-epoch CIFAR-10 accuracy is the figure, which is what "looked up in the table" asks.
+(override with ``--channels``/``--cells``/``--epochs``/``--arch-learning-rate``) and
+appends one line to ``OUT/searches.jsonl`` (a killed run goes on where it stopped;
+``--part K/N`` takes every N-th pair so N processes share the work). No derived cell is
+retrained here: the table's 200-epoch CIFAR-10 accuracy is the figure, which is what
+"looked up in the table" asks.
 
 Memory is what autograd saves for the backward pass of one step (the activations, counted
 once per storage through ``saved_tensors_hooks``), the part that PC-DARTS divides; its
@@ -113,6 +114,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--channels", type=int)
     parser.add_argument("--cells", type=int)
+    parser.add_argument("--arch-learning-rate", type=float,
+                        help="3e-4 (DARTS's) moves little in digits' few steps")  # fmt: skip
     parser.add_argument("--part", default="1/1", help="K/N: every N-th search from the K-th")
     parser.add_argument("--cost-only", action="store_true",
                         help="only memory and step time, at NAS-Bench-201's C=16 N=5")  # fmt: skip
@@ -131,8 +134,9 @@ def main() -> None:
     overrides.update({k: v for k, v in (("channels", args.channels), ("cells", args.cells))
                       if v is not None})  # fmt: skip
     config = with_overrides(config, {"supernet.overrides": overrides})
-    if args.epochs:
-        config = with_overrides(config, {"oneshot.epochs": args.epochs})
+    for key, value in (("epochs", args.epochs), ("arch_learning_rate", args.arch_learning_rate)):
+        if value:
+            config = with_overrides(config, {f"oneshot.{key}": value})
     table = load_nb201(args.table, "cifar10", "pixel3")
     part, parts = (int(x) for x in args.part.split("/"))
     pairs = [(m, int(s)) for s in args.seeds.split(",") for m in args.methods.split(",")]
