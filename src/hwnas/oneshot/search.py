@@ -120,10 +120,17 @@ def select_perturbation(
     progress: Progress | None = None,
 ) -> tuple[dict[str, str], dict[str, dict[str, float]]]:
     """The cell perturbation-based selection keeps, and per edge the validation accuracy
-    the super-network lost when each operation was taken out. Works on a copy."""
+    the super-network lost when each operation was taken out. Works on a copy.
+
+    Accuracy moves in steps of one validation example, and a super-network that fits its
+    task well loses nothing when any one operation goes: operations that cost the same are
+    then told apart by their architecture weight. Without that, ties went to ``none``, the
+    first operation, and a 9-cell search on digits kept a cell of five ``none`` edges (10% in
+    NAS-Bench-201)."""
     network = copy.deepcopy(network)
     mask = torch.ones(len(EDGE_NAMES), len(OPERATIONS))
     network.mask = mask
+    alphas = network.alphas.detach()
     order = np.random.default_rng(seed).permutation(len(EDGE_NAMES))
     generator = torch.Generator().manual_seed(seed)
     shared = network.weights()
@@ -137,7 +144,7 @@ def select_perturbation(
             mask[e, o] = 0.0
             lost[op] = base - task.quality(network)["accuracy"]
             mask[e, o] = 1.0
-        keep = max(OPERATIONS, key=lambda op: lost[op])
+        keep = max(OPERATIONS, key=lambda op: (lost[op], float(alphas[e, OPERATIONS.index(op)])))
         mask[e] = 0.0
         mask[e, OPERATIONS.index(keep)] = 1.0
         chosen[EDGE_NAMES[e]], drops[EDGE_NAMES[e]] = keep, lost
