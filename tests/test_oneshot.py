@@ -12,7 +12,7 @@ from helpers import cli, random_image_task
 from hwnas.config import OneShotConfig
 from hwnas.families import build_family
 from hwnas.families.mobilenet.network import ElasticMobileNet
-from hwnas.families.nb201.cell import EDGE_NAMES, OPERATIONS
+from hwnas.families.nb201.cell import EDGE_NAMES, OPERATIONS, keeps_a_path
 from hwnas.hardware.profile import build_profile
 from hwnas.hardware.settings import LatencySettings
 from hwnas.oneshot.fbnet import ExpectedLatency, FBNetSearch, select_on_target, train_fbnet
@@ -112,6 +112,26 @@ def test_perturbation_ties_go_to_the_heavier_operation_not_to_none():
                                       seed=0)  # fmt: skip
     assert all(v == 0 for lost in drops.values() for v in lost.values())
     assert cell == select_argmax(network) and "none" not in cell.values()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_perturbation_never_cuts_the_last_path_to_the_output(seed):
+    task, _, network = _network()
+    with torch.no_grad():
+        network.alphas.zero_()
+        network.alphas[:, OPERATIONS.index("none")] = 1.0  # every tie goes to none
+    cell, _ = select_perturbation(network, _SaturatedTask(task), OneShotConfig(tune_steps=1),
+                                  seed=seed)  # fmt: skip
+    dead = {e for e, edge in enumerate(EDGE_NAMES) if cell[edge] == "none"}
+    assert keeps_a_path(dead)
+    for e in set(range(len(EDGE_NAMES))) - dead:  # none everywhere it could go
+        assert not keeps_a_path(dead | {e})
+
+
+def test_a_cell_keeps_a_path_unless_every_path_has_a_none_edge():
+    assert keeps_a_path(set()) and keeps_a_path({0, 1, 2, 4, 5})  # edge 0->3 alone
+    assert not keeps_a_path({3, 4, 5})  # nothing enters the output
+    assert not keeps_a_path({0, 1, 3})  # nothing leaves the input but 0->3, which is cut
 
 
 def _config(tmp_path, **oneshot) -> str:

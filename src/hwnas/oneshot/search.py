@@ -16,7 +16,7 @@ Two ways to read a cell off the trained network:
   2021): edge by edge in a random order, each remaining operation is taken out of the
   mixture in turn, and the one whose removal costs the super-network the most validation
   accuracy is kept; the edge is fixed to it and the weights are tuned briefly before the
-  next edge.
+  next edge. ``none`` is never kept where it would cut the last input->output path.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from hwnas.config import OneShotConfig
-from hwnas.families.nb201.cell import EDGE_NAMES, OPERATIONS
+from hwnas.families.nb201.cell import EDGE_NAMES, OPERATIONS, keeps_a_path
 from hwnas.oneshot.network import OneShotNB201
 from hwnas.progress import Progress, SilentProgress
 from hwnas.tasks.base import Task
@@ -126,7 +126,9 @@ def select_perturbation(
     task well loses nothing when any one operation goes: operations that cost the same are
     then told apart by their architecture weight. Without that, ties went to ``none``, the
     first operation, and a 9-cell search on digits kept a cell of five ``none`` edges (10% in
-    NAS-Bench-201)."""
+    NAS-Bench-201). Judging one edge at a time, it can also cut every path to the output
+    (the deep rerun's seed 0 did, with the tie-break): ``none`` is only a candidate while
+    the edges not yet fixed to it still leave a path, so the cell kept always has one."""
     network = copy.deepcopy(network)
     mask = torch.ones(len(EDGE_NAMES), len(OPERATIONS))
     network.mask = mask
@@ -135,7 +137,7 @@ def select_perturbation(
     generator = torch.Generator().manual_seed(seed)
     shared = network.weights()
     optimiser = weight_optimiser(shared, settings)
-    chosen, drops = {}, {}
+    chosen, drops, dead = {}, {}, set()
     bar = (progress or SilentProgress()).task("perturbation selection", len(order))
     for e in order:
         base = task.quality(network)["accuracy"]
@@ -144,7 +146,10 @@ def select_perturbation(
             mask[e, o] = 0.0
             lost[op] = base - task.quality(network)["accuracy"]
             mask[e, o] = 1.0
-        keep = max(OPERATIONS, key=lambda op: (lost[op], float(alphas[e, OPERATIONS.index(op)])))
+        candidates = OPERATIONS if keeps_a_path(dead | {int(e)}) else OPERATIONS[1:]
+        keep = max(candidates, key=lambda op: (lost[op], float(alphas[e, OPERATIONS.index(op)])))
+        if keep == "none":
+            dead.add(int(e))
         mask[e] = 0.0
         mask[e, OPERATIONS.index(keep)] = 1.0
         chosen[EDGE_NAMES[e]], drops[EDGE_NAMES[e]] = keep, lost

@@ -80,6 +80,12 @@ def effective_edges(genome: np.ndarray) -> np.ndarray:
     return np.where(keep, ops, 0)
 
 
+def keeps_a_path(dead: set[int]) -> bool:
+    """Whether some input->output path avoids every edge index in ``dead``: a cell whose
+    every path has a ``none`` edge outputs zeros (10% in the table, whatever else it holds)."""
+    return any(dead.isdisjoint(path) for path in _PATHS)
+
+
 def cell_features(genome: np.ndarray) -> np.ndarray:
     """Domain features: effective ops one-hot and counts, raw op counts (dead branches may
     still run and cost latency), and per-path depth of convolutions."""
