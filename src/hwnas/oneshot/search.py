@@ -15,8 +15,9 @@ Two ways to read a cell off the trained network:
 - ``perturbation`` ("Rethinking Architecture Selection in Differentiable NAS", Wang et al.
   2021): edge by edge in a random order, each remaining operation is taken out of the
   mixture in turn, and the one whose removal costs the super-network the most validation
-  accuracy is kept; the edge is fixed to it and the weights are tuned briefly before the
-  next edge. ``none`` is never kept where it would cut the last input->output path.
+  accuracy is kept (ties: the one whose removal moves its predictions most); the edge is fixed
+  to it and the weights are tuned briefly before the next edge. ``none`` is never kept where
+  it would cut the last input->output path.
 """
 
 from __future__ import annotations
@@ -112,23 +113,37 @@ def select_argmax(network: OneShotNB201) -> dict[str, str]:
                                                                       strict=True)}  # fmt: skip
 
 
+PROBE_INPUTS = 256
+"""Inputs of the task's calibration split on which perturbation selection measures how far
+taking an operation out moves the super-network's predictions."""
+
+
+@torch.no_grad()
+def _log_predictions(network: OneShotNB201, inputs: torch.Tensor) -> torch.Tensor:
+    network.eval()
+    return torch.log_softmax(network(inputs), dim=-1)
+
+
 def select_perturbation(
     network: OneShotNB201,
     task: Task,
     settings: OneShotConfig,
     seed: int,
     progress: Progress | None = None,
-) -> tuple[dict[str, str], dict[str, dict[str, float]]]:
-    """The cell perturbation-based selection keeps, and per edge the validation accuracy
-    the super-network lost when each operation was taken out. Works on a copy.
+) -> tuple[dict[str, str], dict[str, dict[str, dict[str, float]]]]:
+    """The cell perturbation-based selection keeps, and per edge and operation what taking
+    that operation out cost the super-network: validation accuracy (``accuracy``, the
+    paper's criterion) and how far its outputs moved on a fixed probe batch (``output_shift``,
+    the mean KL divergence from the full mixture's predictions). Works on a copy.
 
     Accuracy moves in steps of one validation example, and a super-network that fits its
-    task well loses nothing when any one operation goes: operations that cost the same are
-    then told apart by their architecture weight. Without that, ties went to ``none``, the
-    first operation, and a 9-cell search on digits kept a cell of five ``none`` edges (10% in
-    NAS-Bench-201). Judging one edge at a time, it can also cut every path to the output
-    (the deep rerun's seed 0 did, with the tie-break): ``none`` is only a candidate while
-    the edges not yet fixed to it still leave a path, so the cell kept always has one."""
+    task well loses none when most single operations go (digits' 270 validation images; a
+    9-cell search kept five ``none`` edges when ties went to the first operation, 10% in
+    NAS-Bench-201). Ties are told apart by the output shift, which does not tie: the
+    operation the network leans on most moves its predictions most when taken out; then by
+    architecture weight. Judging one edge at a time can also cut every path to the output:
+    ``none`` is only a candidate while the edges not yet fixed to it still leave a path, so
+    the cell kept always has one."""
     network = copy.deepcopy(network)
     mask = torch.ones(len(EDGE_NAMES), len(OPERATIONS))
     network.mask = mask
@@ -137,17 +152,21 @@ def select_perturbation(
     generator = torch.Generator().manual_seed(seed)
     shared = network.weights()
     optimiser = weight_optimiser(shared, settings)
+    probe = task.calibration_inputs(PROBE_INPUTS, seed)
     chosen, drops, dead = {}, {}, set()
     bar = (progress or SilentProgress()).task("perturbation selection", len(order))
     for e in order:
-        base = task.quality(network)["accuracy"]
+        base, predictions = task.quality(network)["accuracy"], _log_predictions(network, probe)
         lost = {}
         for o, op in enumerate(OPERATIONS):
             mask[e, o] = 0.0
-            lost[op] = base - task.quality(network)["accuracy"]
+            shift = predictions.exp() * (predictions - _log_predictions(network, probe))
+            lost[op] = {"accuracy": base - task.quality(network)["accuracy"],
+                        "output_shift": max(float(shift.sum(-1).mean()), 0.0)}  # fmt: skip
             mask[e, o] = 1.0
         candidates = OPERATIONS if keeps_a_path(dead | {int(e)}) else OPERATIONS[1:]
-        keep = max(candidates, key=lambda op: (lost[op], float(alphas[e, OPERATIONS.index(op)])))
+        keep = max(candidates, key=lambda op: (lost[op]["accuracy"], lost[op]["output_shift"],
+                                               float(alphas[e, OPERATIONS.index(op)])))  # fmt: skip
         if keep == "none":
             dead.add(int(e))
         mask[e] = 0.0
