@@ -164,7 +164,8 @@ def select_perturbation(
             lost[op] = {"accuracy": base - task.quality(network)["accuracy"],
                         "output_shift": max(float(shift.sum(-1).mean()), 0.0)}  # fmt: skip
             mask[e, o] = 1.0
-        candidates = OPERATIONS if keeps_a_path(dead | {int(e)}) else OPERATIONS[1:]
+        cuts = not keeps_a_path(dead | {int(e)})
+        candidates = [op for op in OPERATIONS if not (cuts and op == "none")]
         keep = max(candidates, key=lambda op: (lost[op]["accuracy"], lost[op]["output_shift"],
                                                float(alphas[e, OPERATIONS.index(op)])))  # fmt: skip
         if keep == "none":
