@@ -6,6 +6,7 @@ import contextlib
 import csv
 import io
 import itertools
+import json
 import os
 import signal
 import subprocess
@@ -21,11 +22,16 @@ from hwnas.data.augment import Augment
 from hwnas.data.image_data import split_and_assemble
 from hwnas.data.text import TextData
 from hwnas.families.mobilenet import MobileNetConfig
+from hwnas.hardware.settings import LatencySettings
 from hwnas.pareto import Objective
 from hwnas.tasks import ImageClassification, LanguageModel
 from hwnas.tasks.base import InputSpec, TaskSpec
 
 OBJECTIVES = [Objective("acc", "max"), Objective("lat", "min")]
+FAST_LATENCY = LatencySettings(warmup=1, min_runs=3, max_runs=20, max_seconds=0.01)
+"""Timing settings for tests that check how latency flows, not what it is: a few runs each."""
+FAST_LATENCY_CONFIG = json.dumps(FAST_LATENCY.model_dump(exclude_defaults=True))
+"""The same as a config's ``latency`` value (JSON is YAML)."""
 COSTLY_SEARCHERS = {"optuna-gp": 14}
 """Searchers whose every ask refits a model for about a second: tests run over every
 searcher give them this budget (past their 10 random startup trials, so the model is

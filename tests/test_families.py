@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from helpers import image_spec, random_image_task, random_text_task, token_spec
+from helpers import FAST_LATENCY, image_spec, random_image_task, random_text_task, token_spec
 from hwnas.config import TrainConfig
 from hwnas.errors import HwnasError
 from hwnas.export import export_subnet
@@ -16,10 +16,7 @@ from hwnas.families import FAMILIES, build_family, load_checkpoint, save_checkpo
 from hwnas.families.base import Family
 from hwnas.families.memory import live_bytes
 from hwnas.hardware.profile import build_profile, check_fits, check_profile, load_profile
-from hwnas.hardware.settings import LatencySettings
 from hwnas.train import SandwichTrainer, resolve_settings
-
-FAST = LatencySettings(min_runs=3, warmup=1, max_seconds=0.05)
 
 torch.set_num_threads(1)
 
@@ -164,7 +161,7 @@ def test_onnx_export_matches_pytorch(model, tmp_path):
     for i, arch in enumerate(archs_of(model, 2)):
         example = functools.partial(model.deployed_input, arch)
         record = export_subnet(model.extract(arch), example, tmp_path / f"{i}.onnx",
-                               {"key": arch.key}, FAST)  # fmt: skip
+                               {"key": arch.key}, FAST_LATENCY)  # fmt: skip
         assert record["max_abs_diff"] <= 1e-4  # batches 1 and 3: the batch axis is dynamic
         assert record["input"]["shape"] == ["batch", *model.deployed_shape(arch)]
         assert json.loads((tmp_path / f"{i}.json").read_text())["key"] == arch.key
@@ -254,7 +251,7 @@ def test_every_family_is_profiled_and_checked_through_its_contract(family, tmp_p
     registered family, with no family named in the hardware code."""
     spec = next(s for s in SPECS if build(family, s) is not None)
     net = build(family, spec).eval()
-    profile = build_profile(family, net, FAST, samples=10, rounds=1)
+    profile = build_profile(family, net, FAST_LATENCY, samples=10, rounds=1)
     path = tmp_path / "profile.json"
     profile.save(path)
     loaded = load_profile(path)

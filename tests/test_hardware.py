@@ -8,7 +8,7 @@ import pytest
 import torch
 from scipy.stats import binom
 
-from helpers import cli, image_spec
+from helpers import FAST_LATENCY, cli, image_spec
 from hwnas.errors import HwnasError
 from hwnas.evaluate.context import EvaluationContext
 from hwnas.evaluate.latency import Latency, MeasuredLatency, ProfiledLatency
@@ -35,7 +35,6 @@ from hwnas.hardware.table import LatencyTable, MissingLayer, table_calls, table_
 
 TINY = {"widths": (8, 12, 16, 16), "expands": (1, 2), "depths": (1, 2), "kernels": (3, 5),
         "resolutions": (16, 24), "final_width": 32}  # fmt: skip
-FAST = LatencySettings(warmup=1, min_runs=3, max_runs=50, max_seconds=0.02)
 
 
 def tiny_model():
@@ -89,9 +88,9 @@ def test_table_counts_the_call_overhead_once():
     assert table.predict(schedule) == pytest.approx(expected)
     with pytest.raises(MissingLayer):
         LatencyTable(0.25, {}).predict(schedule)
-    calls = table_calls(schedule[:3], model.layer_module, FAST)
+    calls = table_calls(schedule[:3], model.layer_module, FAST_LATENCY)
     assert len(calls) == 4  # and the one-op model
-    built, noise = table_from_timings(schedule[:3], time_rounds(calls, FAST, rounds=2).ms)
+    built, noise = table_from_timings(schedule[:3], time_rounds(calls, FAST_LATENCY, rounds=2).ms)
     assert set(built.entries) == {layer.key for layer in schedule[:3]}
     assert all(v > 0 for v in built.entries.values()) and noise["rounds"] == 2
 
@@ -121,7 +120,7 @@ def test_predictor_learns_a_multiplicative_correction_and_round_trips():
 @pytest.fixture(scope="module")
 def profile_file(tmp_path_factory):
     model = tiny_model()
-    profile = build_profile("mobilenet", model, FAST, samples=12, rounds=1)
+    profile = build_profile("mobilenet", model, FAST_LATENCY, samples=12, rounds=1)
     path = tmp_path_factory.mktemp("profile") / "tiny.json"
     profile.save(path)
     return path, profile
@@ -134,7 +133,7 @@ def test_small_profile_round_trips(profile_file):
     archs = [model.space().sample(np.random.default_rng(i)) for i in range(6)]
     for a, b in zip(profile.estimate(model, archs), loaded.estimate(model, archs), strict=True):
         np.testing.assert_allclose(a, b)
-    assert loaded.settings == FAST and loaded.device["runtime"].startswith("onnxruntime")
+    assert loaded.settings == FAST_LATENCY and loaded.device["runtime"].startswith("onnxruntime")
     assert set(loaded.validation["predictor"]) >= {"within_10pct", "mape_pct", "kendall_tau"}
     assert len(loaded.table.entries) == len(model.layer_catalogue())
     check_fits(loaded, path, "mobilenet", model)
@@ -274,8 +273,8 @@ def test_the_reference_takes_a_drifting_machine_out_of_the_timings(monkeypatch):
 
 def test_a_measured_search_records_latency_relative_to_the_reference():
     model = tiny_model()
-    evaluator = MeasuredLatency(model.extract, model.example_input(1), FAST,
-                                lambda: reference_call(model, FAST), rounds=2)  # fmt: skip
+    evaluator = MeasuredLatency(model.extract, model.example_input(1), FAST_LATENCY,
+                                lambda: reference_call(model, FAST_LATENCY), rounds=2)  # fmt: skip
     small, large = (
         evaluator.evaluate(model.smallest_arch()),
         evaluator.evaluate(model.teacher_arch()),
@@ -283,7 +282,7 @@ def test_a_measured_search_records_latency_relative_to_the_reference():
     assert set(small) == set(MeasuredLatency.metrics)
     for metrics in (small, large):
         assert metrics["latency_relative"] > 0 and metrics["latency_reference_ms"] > 0
-        assert metrics["latency_runs"] >= 2 * FAST.min_runs
+        assert metrics["latency_runs"] >= 2 * FAST_LATENCY.min_runs
     assert 0.5 < large["latency_relative"] < 2  # the reference itself, on a loaded machine
 
 
@@ -303,9 +302,9 @@ def test_recalibration_converts_estimates_to_the_speed_here(profile_file, tmp_pa
     moved = tmp_path / "elsewhere.json"
     moved.write_text(json.dumps(elsewhere))
     context = EvaluationContext(None, model, "mobilenet", model.extract, f"profile:{moved}",
-                                FAST, recalibrate=True)  # fmt: skip
+                                FAST_LATENCY, recalibrate=True)  # fmt: skip
     with pytest.raises(HwnasError, match="recalibrate: profile .* was made on 'another CPU'"):
         Latency.create(context)
     context = EvaluationContext(None, model, "mobilenet", model.extract, f"profile:{path}",
-                                FAST, recalibrate=True)  # fmt: skip
+                                FAST_LATENCY, recalibrate=True)  # fmt: skip
     assert Latency.create(context).speed > 0

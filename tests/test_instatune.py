@@ -7,7 +7,14 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import cli, python_like, random_text_task, tiny_tokenizer, token_spec
+from helpers import (
+    FAST_LATENCY_CONFIG,
+    cli,
+    python_like,
+    random_text_task,
+    tiny_tokenizer,
+    token_spec,
+)
 from hwnas.config import TrainConfig, validated
 from hwnas.errors import HwnasError
 from hwnas.families import build_family
@@ -78,7 +85,7 @@ data: {{name: python, path: {corpus}, context: 16, windows_per_epoch: 64, eval_w
 supernet: {{name: {family}, overrides: {json.dumps(overrides)}}}
 train: {{epochs: {epochs}, batch_size: 8}}
 search: {{budget: 4, calibration_images: 16}}
-latency: {{min_runs: 3, warmup: 1, max_seconds: 0.05}}
+latency: {FAST_LATENCY_CONFIG}
 """)
     return str(config)
 

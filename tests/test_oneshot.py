@@ -8,13 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import cli, random_image_task
+from helpers import FAST_LATENCY, cli, random_image_task
 from hwnas.config import OneShotConfig
 from hwnas.families import build_family
 from hwnas.families.mobilenet.network import ElasticMobileNet
 from hwnas.families.nb201.cell import EDGE_NAMES, OPERATIONS, keeps_a_path
 from hwnas.hardware.profile import build_profile
-from hwnas.hardware.settings import LatencySettings
 from hwnas.oneshot.fbnet import ExpectedLatency, FBNetSearch, select_on_target, train_fbnet
 from hwnas.oneshot.network import OneShotNB201
 from hwnas.oneshot.search import select_argmax, select_perturbation, train_architecture
@@ -185,7 +184,6 @@ def test_oneshot_needs_the_nb201_family(tmp_path):
 
 
 # -- FBNet over the MobileNet ------------------------------------------------------------------
-FAST = LatencySettings(warmup=1, min_runs=3, max_runs=20, max_seconds=0.01)
 SMALL = dict(ElasticMobileNet.small_overrides)
 
 
@@ -195,7 +193,7 @@ def mobilenet_profile(tmp_path_factory):
     task = random_image_task()
     torch.manual_seed(0)
     model = build_family("mobilenet", SMALL, task.spec).eval()
-    profile = build_profile("mobilenet", model, FAST, samples=12, rounds=1)
+    profile = build_profile("mobilenet", model, FAST_LATENCY, samples=12, rounds=1)
     path = tmp_path_factory.mktemp("profile") / "small.json"
     profile.save(path)
     return path, profile
@@ -317,7 +315,7 @@ def digits_profile(tmp_path_factory):
     config = tmp_path_factory.mktemp("config") / "c.json"
     config.write_text(json.dumps({"data": {"name": "digits"},
                                   "supernet": {"name": "mobilenet", "overrides": SMALL},
-                                  "latency": FAST.model_dump()}))  # fmt: skip
+                                  "latency": FAST_LATENCY.model_dump()}))  # fmt: skip
     out = config.parent / "digits.json"
     r = cli("profile", "create", "--config", config, "--out", out, "--samples", "12",
             "--rounds", "1")  # fmt: skip

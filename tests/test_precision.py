@@ -5,17 +5,15 @@ import onnx
 import pytest
 import torch
 
-from helpers import image_spec, token_spec
+from helpers import FAST_LATENCY, image_spec, token_spec
 from hwnas.errors import HwnasError
 from hwnas.evaluate.quality import recalibrate_batchnorm
 from hwnas.hardware.measure import to_onnx
-from hwnas.hardware.settings import LatencySettings
 from hwnas.precision import PREFIX, DeployedModel, PrecisionPolicy, policy_of, strip_policy
 from hwnas.quantize.graph import module_of, nodes_of
 from test_families import CASES, build, perturbed
 
 torch.set_num_threads(1)
-FAST = LatencySettings(warmup=1, min_runs=3, max_runs=50, max_seconds=0.02)
 QUANTIZABLE = [(f, s) for f, s in CASES if build(f, s) and build(f, s).quantizable_layers()]
 
 
@@ -139,7 +137,7 @@ def test_a_run_searches_precision_and_exports_the_quantized_models(tmp_path, lat
         "train": {"epochs": 1, "batch_size": 128},
         "search": {"budget": 4, "calibration_images": 32,
                    "objectives": ["accuracy:max", "model_bytes:min"]},
-        "latency": {"min_runs": 3, "warmup": 1, "max_seconds": 0.05},
+        "latency": FAST_LATENCY.model_dump(),
         "quantize": {"precisions": ["int8"], "calibration": 16, "fixed": {"stem": "fp32"}},
     }  # fmt: skip
     if latency == "profile":
@@ -209,7 +207,7 @@ def _precision_profile(family: str, folder):
     torch.manual_seed(0)
     model = build_family(family, overrides, spec).eval()
     kinds = ("fp32", "int8", "int4") if family == "transformer" else ("fp32", "int8")
-    profile = build_profile(family, model, FAST, samples=10, rounds=1,
+    profile = build_profile(family, model, FAST_LATENCY, samples=10, rounds=1,
                             precision=ProfilePrecision(kinds, 32))  # fmt: skip
     path = folder / f"{family}.json"
     profile.save(path)

@@ -8,7 +8,15 @@ import sys
 import pytest
 import torch
 
-from helpers import cli, hwnas, image_spec, kill_when_stored, random_image_task
+from helpers import (
+    FAST_LATENCY,
+    FAST_LATENCY_CONFIG,
+    cli,
+    hwnas,
+    image_spec,
+    kill_when_stored,
+    random_image_task,
+)
 from hwnas import __version__ as hwnas_version
 from hwnas.config import RunConfig, TrainConfig, load_config
 from hwnas.errors import HwnasError
@@ -16,22 +24,21 @@ from hwnas.evaluate.quality import recalibrate_batchnorm
 from hwnas.export import export_subnet, read_metadata
 from hwnas.families import build_family
 from hwnas.families.mobilenet.memory import peak_activation_bytes
-from hwnas.hardware.settings import LatencySettings
 from hwnas.run import plan_run
 from hwnas.store import Store
 from hwnas.train import SandwichTrainer, resolve_settings
 
-FAST = LatencySettings(min_runs=3, warmup=1, max_seconds=0.05)
-
-TINY = """
+TINY = (
+    """
 seed: 0
 supernet:
   overrides: {widths: [8, 12, 16, 16], expands: [1, 2], depths: [1, 2],
               kernels: [3, 5], resolutions: [16, 24], final_width: 32}
 train: {epochs: 1, batch_size: 256}
 search: {budget: BUDGET, calibration_images: 64, constraints: ["latency_ms <= 1000"]}
-latency: {min_runs: 3, warmup: 1, max_seconds: 0.05}
 """
+    + f"latency: {FAST_LATENCY_CONFIG}\n"
+)
 
 
 def tiny_config(tmp_path, budget=6):
@@ -148,7 +155,7 @@ def test_an_exported_mobilenet_takes_its_own_resolution_and_any_batch(tmp_path):
     module = model.extract(arch)
     recalibrate_batchnorm(module, torch.randn(32, 3, 32, 32))
     record = export_subnet(module, lambda n, g: model.deployed_input(arch, n, g),
-                           tmp_path / "m.onnx", {"key": arch.key}, FAST)  # fmt: skip
+                           tmp_path / "m.onnx", {"key": arch.key}, FAST_LATENCY)  # fmt: skip
     assert record["max_abs_diff"] <= 1e-4 and record["input"]["shape"] == ["batch", 3, 24, 24]
     graph = onnx.load(str(tmp_path / "m.onnx")).graph
     assert not [n for n in graph.node if n.op_type == "Resize"]  # no hidden resize
@@ -320,9 +327,6 @@ def yaml_overrides(config):
     return yaml.safe_load(config.read_text())["supernet"]["overrides"]
 
 
-FAST_LATENCY = {"min_runs": 3, "warmup": 1, "max_seconds": 0.05}
-
-
 def test_the_transformer_on_digits_is_a_vision_transformer_run_end_to_end(tmp_path):
     from hwnas.config import validated
     from hwnas.families import FAMILIES
@@ -334,7 +338,7 @@ def test_the_transformer_on_digits_is_a_vision_transformer_run_end_to_end(tmp_pa
         "supernet": {"name": "transformer", "overrides": {**small, "patch_size": 8}},
         "train": {"epochs": 1, "batch_size": 128},
         "search": {"budget": 4, "calibration_images": 16},
-        "latency": FAST_LATENCY,
+        "latency": FAST_LATENCY.model_dump(),
     })  # fmt: skip
     summary = run_job(config, tmp_path / "vit")
     assert summary["supernet"]["config"]["input"] == "image"
@@ -365,7 +369,7 @@ supernet:
               mlp_ratios: [1, 2], experts: 2, linear_chunk: 4, max_context: 64}}
 train: {{epochs: 2, batch_size: 8}}
 search: {{budget: 6, calibration_images: 8, constraints: ["bits_per_byte <= 8.5"]}}
-latency: {{min_runs: 3, warmup: 1, max_seconds: 0.05}}
+latency: {FAST_LATENCY_CONFIG}
 """)
     out = tmp_path / "run"
     r = hwnas("run", "--config", config, "--out", out)

@@ -6,16 +6,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from helpers import image_spec, token_spec
+from helpers import FAST_LATENCY, image_spec, token_spec
 from hwnas.errors import HwnasError
 from hwnas.export import export_subnet
 from hwnas.families import build_family
 from hwnas.families.memory import live_bytes
 from hwnas.families.transformer import ElasticTransformer
 from hwnas.families.transformer.operators import attend, linear_attention, phi, route
-from hwnas.hardware.settings import LatencySettings
-
-FAST = LatencySettings(min_runs=3, warmup=1, max_seconds=0.05)
 
 torch.set_num_threads(1)
 SMALL = dict(ElasticTransformer.small_overrides)
@@ -115,7 +112,7 @@ def test_every_operator_kind_extracts_exports_and_stays_causal(attention, ffn, t
             expected = net(x)
             assert (expected - net.extract(arch)(x)).abs().max() <= 1e-5
         record = export_subnet(net.extract(arch), lambda b, g, n=net: n.example_input(b, g),
-                               tmp_path / "m.onnx", {}, FAST)  # fmt: skip
+                               tmp_path / "m.onnx", {}, FAST_LATENCY)  # fmt: skip
         assert record["max_abs_diff"] <= 1e-4
     net = small()
     net.set_active(uniform(net, attention, ffn, top_k))

@@ -286,8 +286,14 @@ class NB201SuperNet(NB201Network, SquareImageClassifier, Family):
         if layer.kind == "reduce":
             return copy.deepcopy(self._reductions()[stage])
         cell = self.cells()[stage * self.config.cells]
+        j = int(settings["node"])
         ops = {name: str(settings.get(name, "none")) for name in EDGE_NAMES}
-        return copy.deepcopy(NodeStep(cell.edges, ops, int(settings["node"])))
+        # only the operations node j runs are copied (a catalogue has hundreds of layers)
+        edges = nn.ModuleDict({
+            name: nn.ModuleDict({ops[name]: copy.deepcopy(cell.edges[name][ops[name]])})
+            for _, name in incoming(j) if ops[name] != "none"
+        })  # fmt: skip
+        return NodeStep(edges, ops, j)
 
     def layer_modules(self, arch: ArchLike) -> list[nn.Module]:
         sub = self.extract(arch)
