@@ -136,7 +136,8 @@ def test_a_cell_keeps_a_path_unless_every_path_has_a_none_edge():
 
 def _config(tmp_path, **oneshot) -> str:
     settings = {"epochs": 1, "tune_steps": 1, "retrain_epochs": 1, "batch_size": 32, **oneshot}
-    text = json.dumps({"data": {"name": "digits"}, "latency": {"rounds": 1},
+    latency = {**FAST_LATENCY.model_dump(), "rounds": 1}
+    text = json.dumps({"data": {"name": "digits", "image_size": 16}, "latency": latency,
                        "supernet": {"name": "nb201", "overrides": {"channels": 4, "cells": 1}},
                        "oneshot": settings})  # fmt: skip
     path = tmp_path / "oneshot.yaml"
@@ -302,7 +303,8 @@ def test_fbnet_training_is_deterministic_and_follows_the_latency_target(mobilene
 def _fbnet_config(tmp_path, profile_path, **oneshot) -> str:
     settings = {"method": "fbnet", "epochs": 2, "retrain_epochs": 1, "batch_size": 32,
                 "profile": str(profile_path), "latency_target_ms": 0.5, **oneshot}  # fmt: skip
-    text = json.dumps({"data": {"name": "digits"}, "latency": {"rounds": 1},
+    latency = {**FAST_LATENCY.model_dump(), "rounds": 1}
+    text = json.dumps({"data": {"name": "digits", "image_size": 16}, "latency": latency,
                        "supernet": {"name": "mobilenet", "overrides": SMALL},
                        "oneshot": settings})  # fmt: skip
     path = tmp_path / "fbnet.yaml"
