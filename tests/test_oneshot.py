@@ -304,7 +304,7 @@ def _fbnet_config(tmp_path, profile_path, **oneshot) -> str:
     settings = {"method": "fbnet", "epochs": 2, "retrain_epochs": 1, "batch_size": 32,
                 "profile": str(profile_path), "latency_target_ms": 0.5, **oneshot}  # fmt: skip
     latency = {**FAST_LATENCY.model_dump(), "rounds": 1}
-    text = json.dumps({"data": {"name": "digits", "image_size": 16}, "latency": latency,
+    text = json.dumps({"data": {"name": "digits"}, "latency": latency,  # the profile's size
                        "supernet": {"name": "mobilenet", "overrides": SMALL},
                        "oneshot": settings})  # fmt: skip
     path = tmp_path / "fbnet.yaml"
