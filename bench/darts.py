@@ -7,7 +7,8 @@ and the peak activation memory and step time of one training step of each.
     python bench/darts.py --table ... --out runs/bench-darts --cost-only
 
 Each (method, seed) searches on the bundled digits with ``examples/darts.yaml``'s network
-(override with ``--channels``/``--cells``/``--epochs``/``--arch-learning-rate``) and
+(override with ``--channels``/``--cells``/``--epochs``/``--arch-learning-rate``/
+``--val-fraction``) and
 appends one line to ``OUT/searches.jsonl`` (a killed run goes on where it stopped;
 ``--part K/N`` takes every N-th pair so N processes share the work). No derived cell is
 retrained here: the table's 200-epoch CIFAR-10 accuracy is the figure, which is what
@@ -114,6 +115,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--channels", type=int)
     parser.add_argument("--cells", type=int)
+    parser.add_argument("--val-fraction", type=float,
+                        help="digits' validation share (0.15), which selection reads")  # fmt: skip
     parser.add_argument("--arch-learning-rate", type=float,
                         help="3e-4 (DARTS's) moves little in digits' few steps")  # fmt: skip
     parser.add_argument("--part", default="1/1", help="K/N: every N-th search from the K-th")
@@ -137,6 +140,8 @@ def main() -> None:
     for key, value in (("epochs", args.epochs), ("arch_learning_rate", args.arch_learning_rate)):
         if value:
             config = with_overrides(config, {f"oneshot.{key}": value})
+    if args.val_fraction:
+        config = with_overrides(config, {"data.val_fraction": args.val_fraction})
     table = load_nb201(args.table, "cifar10", "pixel3")
     part, parts = (int(x) for x in args.part.split("/"))
     pairs = [(m, int(s)) for s in args.seeds.split(",") for m in args.methods.split(",")]

@@ -116,6 +116,7 @@ VALUES = [
     ("search.objectives", "accuracy:max"),
     ("search.constraints", ["latency_ms <= inf"]),
     *[("data.image_size", v) for v in (4, 10**6, 32.0)],
+    *[("data.val_fraction", v) for v in (0, 1, NAN, "0.2")],
     *[("data.context", v) for v in (1, 10**9)],
     ("data.windows_per_epoch", 0),
     ("data.eval_windows", 10**9),

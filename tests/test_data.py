@@ -395,3 +395,21 @@ def test_registry_names_and_errors(cifar_dir):
         load_dataset("digits", None, seed=0, image_size=4)
     data = load_dataset("cifar10", str(cifar_dir), seed=0, image_size=32, val_fraction=0.2)
     assert data.name == "cifar10" and len(data.test) == 10
+
+
+def test_a_configs_val_fraction_sizes_the_validation_split():
+    from hwnas.config import RunConfig
+    from hwnas.run import prepare
+
+    sizes = {}
+    for fraction in (None, 0.4):
+        data = (
+            {"name": "digits"} if fraction is None else {"name": "digits", "val_fraction": fraction}
+        )
+        task, _ = prepare(RunConfig.model_validate({"data": data}))
+        sizes[fraction] = (len(task.data.train), len(task.data.val), len(task.data.test))
+    total = sum(sizes[None])
+    assert sizes[None][1] == round(0.15 * total) and sizes[0.4][1] == round(0.4 * total)
+    assert sizes[0.4][2] == sizes[None][2]  # the test share stays the data set's own
+    with pytest.raises(HwnasError, match=r"below 1.*data\.val_fraction"):
+        prepare(RunConfig.model_validate({"data": {"name": "digits", "val_fraction": 0.9}}))

@@ -57,6 +57,11 @@ class DataConfig(_Strict):
     name: Literal["digits", "cifar10", "image-folder", "python"] = "digits"
     path: str | None = None
     image_size: int | None = Field(None, ge=8, le=512, description="images: side in pixels")
+    val_fraction: float | None = Field(
+        None, gt=0, lt=1,
+        description="share held out for validation, which the search scores sub-networks "
+        "on: more gives finer accuracy steps at the cost of training data",
+    )  # fmt: skip
     context: int | None = Field(None, ge=2, le=8192, description="text: tokens a model sees")
     windows_per_epoch: int | None = Field(None, ge=1, le=10**7, description="text")
     eval_windows: int | None = Field(None, ge=1, le=10**6, description="text")

@@ -35,6 +35,7 @@ def stratified_split(
     if val_fraction + test_fraction >= 1:
         raise HwnasError(
             f"val_fraction + test_fraction must be below 1, got {val_fraction} + {test_fraction}"
+            " (data.val_fraction in a config; the test share is the data set's own)"
         )
     labels = np.asarray(labels)
     n = len(labels)
