@@ -134,10 +134,12 @@ def test_a_cell_keeps_a_path_unless_every_path_has_a_none_edge():
     assert not keeps_a_path({0, 1, 3})  # nothing leaves the input but 0->3, which is cut
 
 
+ONE_ROUND = {**FAST_LATENCY.model_dump(), "rounds": 1}
+
+
 def _config(tmp_path, **oneshot) -> str:
     settings = {"epochs": 1, "tune_steps": 1, "retrain_epochs": 1, "batch_size": 32, **oneshot}
-    latency = {**FAST_LATENCY.model_dump(), "rounds": 1}
-    text = json.dumps({"data": {"name": "digits", "image_size": 16}, "latency": latency,
+    text = json.dumps({"data": {"name": "digits", "image_size": 16}, "latency": ONE_ROUND,
                        "supernet": {"name": "nb201", "overrides": {"channels": 4, "cells": 1}},
                        "oneshot": settings})  # fmt: skip
     path = tmp_path / "oneshot.yaml"
@@ -303,8 +305,7 @@ def test_fbnet_training_is_deterministic_and_follows_the_latency_target(mobilene
 def _fbnet_config(tmp_path, profile_path, **oneshot) -> str:
     settings = {"method": "fbnet", "epochs": 2, "retrain_epochs": 1, "batch_size": 32,
                 "profile": str(profile_path), "latency_target_ms": 0.5, **oneshot}  # fmt: skip
-    latency = {**FAST_LATENCY.model_dump(), "rounds": 1}
-    text = json.dumps({"data": {"name": "digits"}, "latency": latency,  # the profile's size
+    text = json.dumps({"data": {"name": "digits"}, "latency": ONE_ROUND,  # the profile's size
                        "supernet": {"name": "mobilenet", "overrides": SMALL},
                        "oneshot": settings})  # fmt: skip
     path = tmp_path / "fbnet.yaml"
