@@ -1,14 +1,16 @@
-"""Zero-cost proxies of every NAS-Bench-201 cell (issue 15, points 5 and 8): the cache a
-proxy-assisted search on the table reads.
+"""Zero-cost proxies of every effective NAS-Bench-201 cell (issue 15, points 5 and 8): the
+cache that ``hwnas bench nb201 --proxy-cache`` gives LINAS as predictor features.
 
-    python bench/proxy_cache.py --table ../shared/benchmarks/nb201/nb201_acc_latency.csv.gz \\
-        --out runs/bench15-cache [--proxies nwot] [--part 1/2]
+    python bench/proxy_cache.py --out runs/bench15-cache [--proxies nwot] [--part 1/2]
 
-Each cell's network is scored freshly initialised (seed 0), as ``hwnas bench proxies`` does
-for the published cells, and appended to ``OUT/scores.jsonl`` (a killed run goes on where it
+The 15,625 cells compute 9,445 distinct networks once their dead edges (those on no
+input-to-output path) are taken out, and a proxy of the network a cell computes is the
+proxy of its effective cell, so only those are scored (``proxies.effective_cells``). Each
+network is scored freshly initialised (seed 0), as ``hwnas bench proxies`` scores the
+published cells, and appended to ``OUT/scores.jsonl`` (a killed run goes on where it
 stopped). ``--part K/N`` scores every N-th cell from the K-th into ``OUT/partK``, so N
 processes can share the work; the search reads every part. The cache stays out of the
-repository: it is about 15,625 lines per part set, made here in about a core-hour for nwot.
+repository.
 """
 
 from __future__ import annotations
@@ -18,15 +20,13 @@ import json
 import time
 from pathlib import Path
 
-from hwnas.benchmarks.proxies import SCORES, score_cells
-from hwnas.benchmarks.table import read_csv
+from hwnas.benchmarks.proxies import SCORES, effective_cells, score_cells
 from hwnas.families.nb201.cell import parse_cell
 from hwnas.files import run_lock
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--table", type=Path, required=True)
     parser.add_argument("--out", type=Path, default=Path("runs/bench15-cache"))
     parser.add_argument("--proxies", default="nwot", help="comma-separated")
     parser.add_argument("--dataset", default="cifar10")
@@ -35,7 +35,7 @@ def main() -> None:
     parser.add_argument("--part", default="1/1", help="K/N: every N-th cell from the K-th")
     args = parser.parse_args()
     part, parts = (int(x) for x in args.part.split("/"))
-    cells = [parse_cell(row["arch_str"]) for row in read_csv(args.table)][: args.cells]
+    cells = [parse_cell(key) for key in effective_cells()][: args.cells]
     mine = cells[part - 1 :: parts]
     out = args.out / f"part{part}" if parts > 1 else args.out
     start = time.perf_counter()

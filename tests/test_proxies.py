@@ -12,12 +12,15 @@ from scipy.stats import spearmanr
 from torch import nn
 
 from helpers import cli, image_spec, random_image_task, random_text_task, token_spec
+from hwnas.benchmarks.nb201 import load_nb201
+from hwnas.benchmarks.proxies import effective_cells, proxy_features
 from hwnas.benchmarks.zero_cost import load_published, naslib_cell
 from hwnas.config import validated
 from hwnas.errors import HwnasError
 from hwnas.evaluate.base import InvalidArch
 from hwnas.evaluate.proxy import ProxyEvaluator
 from hwnas.families import FAMILIES, build_family
+from hwnas.families.nb201.cell import cell_space, parse_cell
 from hwnas.proxies import PROXIES, ProxyBatch, at_init, score_proxies
 from hwnas.proxies.base import FeatureInput
 from hwnas.proxies.combine import combined_search, rank_features
@@ -328,6 +331,77 @@ def test_bench_proxies_ranks_against_the_published_scores_and_resumes(tmp_path):
         result = cli("bench", "proxies", "--data", path, "--out", tmp_path / "x", *bad)
         assert result.returncode == 2 and message in result.stderr, result.stderr
         assert not (tmp_path / "x").exists()
+
+
+# -- proxies as predictor features of the table search -------------------------------------
+
+
+def _convolutions(cell: str) -> float:
+    """A stand-in proxy known by hand: convolutions in the cell, -inf with no path."""
+    ops = parse_cell(cell).values()
+    return -math.inf if set(ops) == {"none"} else sum(op.startswith("nor_conv") for op in ops)
+
+
+def _cache(folder, cells, settings=None):
+    """A proxy cache as ``score_cells`` writes it."""
+    folder.mkdir(parents=True)
+    settings = settings or {"proxies": ["nwot"], "dataset": "cifar10", "images": "digits",
+                            "images_path": None, "batch_size": 32, "seed": 0}  # fmt: skip
+    (folder / "settings.json").write_text(json.dumps(settings))
+    lines = [json.dumps({"cell": c, "scores": {"nwot": _convolutions(c)},
+                         "seconds": {"nwot": 0.1}}) for c in cells]  # fmt: skip
+    (folder / "scores.jsonl").write_text("".join(line + "\n" for line in lines))
+    return folder
+
+
+def test_proxy_features_rank_each_cell_by_its_effective_cells_score(tmp_path):
+    cells = effective_cells()
+    assert len(cells) == 9445 and len(set(cells)) == len(cells)
+    parts = [_cache(tmp_path / "part1", cells[::2]), _cache(tmp_path / "part2", cells[1::2])]
+    label, lookup = proxy_features(parts)
+    assert label == "proxies:nwot"
+    genomes = np.array([[3, 3, 3, 3, 3, 3],  # six convolutions, as 63 other cells have
+                        [2, 3, 2, 3, 2, 3],
+                        [3, 0, 0, 3, 0, 0],  # one: edge 0->1 leads nowhere, so it is dead
+                        [1, 0, 0, 3, 0, 4],  # the same effective cell: the same value
+                        [0, 0, 0, 1, 0, 0],  # no convolution on a path
+                        [0, 0, 0, 0, 0, 0]])  # no path at all: ranks lowest  # fmt: skip
+    top, tied, one, same_one, no_conv, no_path = lookup(genomes)[:, 0]
+    counts = np.array([_convolutions(c) for c in cells])
+    finite = counts[np.isfinite(counts)]
+    assert top == tied == pytest.approx(1 - 63 / 2 / len(finite))  # ties share their mean rank
+    assert one == same_one
+    assert top > one > no_conv > no_path == 0.0
+    assert np.mean(finite < 1) < one <= np.mean(finite <= 1)  # a rank quantile of the cache
+
+
+def test_proxy_caches_that_do_not_cover_the_space_are_refused_before_a_search(tmp_path):
+    cells = effective_cells()
+    with pytest.raises(HwnasError, match=r"1 of 9445 effective cells have no score"):
+        proxy_features([_cache(tmp_path / "short", cells[1:])])
+    other = {"proxies": ["nwot"], "dataset": "cifar10", "images": "digits",
+             "images_path": None, "batch_size": 64, "seed": 0}  # fmt: skip
+    mixed = [_cache(tmp_path / "a", cells[::2]), _cache(tmp_path / "b", cells[1::2], other)]
+    with pytest.raises(HwnasError, match="scored with other settings"):
+        proxy_features(mixed)
+    with pytest.raises(HwnasError, match="no scores.jsonl"):
+        proxy_features([tmp_path / "nowhere"])
+
+
+def test_bench_nb201_searches_with_the_proxies_as_features(tmp_path, nb201_path):
+    cache = _cache(tmp_path / "cache", effective_cells())
+    bench = load_nb201(nb201_path, features=proxy_features([cache]))
+    archs = bench.space.enumerate()[:50]
+    assert bench.space.features(archs).shape[1] == cell_space().features(archs).shape[1] + 1
+    assert bench.name == "nb201-cifar10-pixel3+proxies:nwot"  # a plain run is not resumed
+    out = tmp_path / "out"
+    args = ("bench", "nb201", "--data", nb201_path, "--searchers", "linas", "--seeds", "1",
+            "--budget", "12", "--out", out)  # fmt: skip
+    assert cli(*args, "--proxy-cache", cache).returncode == 0
+    assert json.loads((out / "summary.json").read_text())["benchmark"] == bench.name
+    missing = cli(*args[:-1], tmp_path / "out2", "--proxy-cache", tmp_path / "nowhere")
+    assert missing.returncode == 2 and "proxy cache" in missing.stderr
+    assert not (tmp_path / "out2").exists()
 
 
 # -- the learned combination ---------------------------------------------------------------

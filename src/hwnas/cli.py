@@ -142,10 +142,18 @@ def bench_nb201(
             "(the network's weights); default accuracy:max and latency:min."
         ),
     ] = None,
+    proxy_cache: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="Folder of zero-cost proxy scores from bench/proxy_cache.py, repeatable (its "
+            "parts); the proxies become extra predictor features (LINAS uses them)."
+        ),
+    ] = None,
 ) -> None:
     """NAS-Bench-201: accuracy (max) against a device's latency (min), or any of accuracy,
     latency and params."""
     from hwnas.benchmarks.nb201 import METRICS, load_nb201
+    from hwnas.benchmarks.proxies import proxy_features
     from hwnas.pareto import Objective
 
     parsed = [Objective.parse(spec) for spec in objective or ("accuracy:max", "latency:min")]
@@ -154,7 +162,8 @@ def bench_nb201(
             raise HwnasError(f"--objective {o.name!r}: not a metric of NAS-Bench-201; "
                              f"choose from {', '.join(METRICS)}")  # fmt: skip
     _searchers(searchers)
-    bench = load_nb201(data, dataset, device)
+    features = proxy_features(proxy_cache) if proxy_cache else None
+    bench = load_nb201(data, dataset, device, features)
     _compare(bench, parsed, searchers, seeds, budget, out)
 
 

@@ -10,9 +10,11 @@ The table has no size column, but a cell's network size follows from its genome 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from hwnas.benchmarks.table import TableBenchmark, read_csv
 from hwnas.errors import HwnasError
@@ -43,10 +45,17 @@ def devices(rows_header: list[str]) -> list[str]:
 
 
 def load_nb201(
-    path: str | Path, dataset: str = "cifar10", device: str = "pixel3"
+    path: str | Path,
+    dataset: str = "cifar10",
+    device: str = "pixel3",
+    features: tuple[str, Callable[[np.ndarray], np.ndarray]] | None = None,
 ) -> TableBenchmark:
     """The benchmark with metrics ``accuracy`` (%, max), ``latency`` (ms, min) and
-    ``params`` (weights of the network, min)."""
+    ``params`` (weights of the network, min).
+
+    ``features`` (a label and a map from index genomes to feature columns, such as
+    ``proxies.proxy_features``) are added to the space's predictor features; the label
+    joins the space's name, so runs stored with other features are not resumed."""
     if dataset not in DATASETS:
         raise HwnasError(
             f"unknown NAS-Bench-201 dataset {dataset!r}; choose from {', '.join(DATASETS)}"
@@ -66,7 +75,10 @@ def load_nb201(
         cells.append({**row, **ops, PARAMS_COLUMN: str(parameters(ops, CLASSES[dataset]))})
     return TableBenchmark(
         cells,
-        cell_space(f"nb201-{dataset}-{device}"),
+        cell_space(
+            f"nb201-{dataset}-{device}" + (f"+{features[0]}" if features else ""),
+            extra=features[1] if features else None,
+        ),
         dict(zip(METRICS, (DATASETS[dataset], f"lat_{device}", PARAMS_COLUMN), strict=True)),
         source=str(path),
     )

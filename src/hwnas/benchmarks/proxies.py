@@ -16,20 +16,27 @@ continues where it stopped; ``OUT/summary.json`` is written at the end.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from scipy.stats import spearmanr
+from scipy.stats import rankdata, spearmanr
 
 from hwnas.benchmarks.zero_cost import PublishedCell, load_published
 from hwnas.errors import HwnasError
 from hwnas.families import build_family
-from hwnas.families.nb201.cell import cell_string
+from hwnas.families.nb201.cell import (
+    EDGES,
+    OPERATIONS,
+    cell_string,
+    effective_edges,
+    genome_string,
+)
 from hwnas.files import MiB, make_out, read_json_limited, run_lock, write_atomic
 from hwnas.progress import Progress, SilentProgress
 from hwnas.proxies import PROXIES, ProxyBatch, check_proxy_names, score_proxies, task_batch
@@ -195,3 +202,61 @@ def _summarise(cells: Sequence[PublishedCell], done: dict[str, dict[str, Any]],
         }
     return {"dataset": dataset, "cells": len(cells), "images": images,
             "batch_size": batch_size, "seed": seed, "proxies": per_proxy}  # fmt: skip
+
+
+def every_genome() -> np.ndarray:
+    """The index genome of each of the 15,625 cells."""
+    return np.array(list(itertools.product(range(len(OPERATIONS)), repeat=len(EDGES))))
+
+
+def effective_cells() -> list[str]:
+    """The cell string of each distinct effective cell (9,445 of the 15,625): the networks a
+    proxy cache needs, since cells that differ only on dead edges compute the same one."""
+    return [genome_string(g) for g in np.unique(effective_edges(every_genome()), axis=0)]
+
+
+def proxy_features(caches: Sequence[Path]) -> tuple[str, Callable[[np.ndarray], np.ndarray]]:
+    """Predictor features from proxy caches (``score_cells`` folders, the parts of one
+    ``bench/proxy_cache.py`` run): a label naming the proxies, and the map from index
+    genomes to each proxy's rank quantile among the cached cells, looked up by the
+    genome's effective cell (dead edges cannot change what a proxy of the network the
+    cell computes measures). Undefined scores (the cell with no path to the output) rank
+    lowest. Every effective cell must be cached: refused here, before any search."""
+    if not caches:
+        raise HwnasError("no proxy cache given")
+    settings, scores = None, {}
+    for folder in caches:
+        recorded = folder / "settings.json"
+        if not (folder / SCORES).is_file() or not recorded.is_file():
+            raise HwnasError(f"proxy cache {folder}: no {SCORES} and settings.json in it; "
+                             "make one with bench/proxy_cache.py")  # fmt: skip
+        these = read_json_limited(recorded, "proxy settings", MiB)
+        if settings is not None and these != settings:
+            raise HwnasError(f"proxy cache {folder}: scored with other settings ({these}) "
+                             f"than {caches[0]} ({settings})")  # fmt: skip
+        settings = these
+        scores.update(_read_done(folder, these))
+    names = list(settings["proxies"])
+    genomes = np.unique(effective_edges(every_genome()), axis=0)
+    keys = [genome_string(g) for g in genomes]
+    missing = [k for k in keys if k not in scores]
+    if missing:
+        raise HwnasError(f"proxy cache {', '.join(map(str, caches))}: {len(missing)} of "
+                         f"{len(keys)} effective cells have no score "
+                         f"(first: {missing[0]})")  # fmt: skip
+    try:
+        raw = np.array([[float(scores[k]["scores"][n]) for n in names] for k in keys])
+    except (KeyError, TypeError, ValueError):
+        raise HwnasError(f"proxy cache {caches[0]}: a line lacks one of the proxies "
+                         f"{', '.join(names)}") from None  # fmt: skip
+    table = np.zeros_like(raw)
+    for j in range(raw.shape[1]):
+        finite = np.isfinite(raw[:, j])
+        table[finite, j] = rankdata(raw[finite, j]) / max(int(finite.sum()), 1)
+    row_of = {tuple(g): i for i, g in enumerate(genomes)}
+
+    def lookup(genome: np.ndarray) -> np.ndarray:
+        rows = [row_of[tuple(g)] for g in effective_edges(genome)]
+        return table[rows]
+
+    return "proxies:" + ",".join(names), lookup

@@ -8,7 +8,7 @@ arch in the other. Nothing here needs torch.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
@@ -25,10 +25,26 @@ SHORT = {"none": "-", "skip_connect": "s", "nor_conv_1x1": "1", "nor_conv_3x3": 
 _PATHS = ((3,), (0, 4), (1, 5), (0, 2, 5))  # input->output paths, as edge indices
 
 
-def cell_space(name: str = "nb201", encoder: bool = True) -> Space:
-    """The 15,625 cells, with ``cell_features`` as the predictors' domain features."""
+def cell_space(
+    name: str = "nb201",
+    encoder: bool = True,
+    extra: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> Space:
+    """The 15,625 cells, with ``cell_features`` as the predictors' domain features.
+
+    ``extra`` maps index genomes to more columns appended to those (a cell's zero-cost
+    proxies, say), so a predictor-driven searcher learns from them without knowing what
+    they are."""
     choices = [categorical(edge, OPERATIONS) for edge in EDGE_NAMES]
-    return Space(choices, name=name, encoder=cell_features if encoder else None)
+    if not encoder:
+        return Space(choices, name=name)
+    if extra is None:
+        return Space(choices, name=name, encoder=cell_features)
+
+    def features(genome: np.ndarray) -> np.ndarray:
+        return np.column_stack([cell_features(genome), extra(genome)])
+
+    return Space(choices, name=name, encoder=features)
 
 
 def incoming(node: int) -> list[tuple[int, str]]:
@@ -42,6 +58,12 @@ def parse_cell(arch_str: str) -> dict[str, str]:
     if len(ops) != len(EDGES) or any(op not in OPERATIONS for op in ops):
         raise HwnasError(f"not a NAS-Bench-201 cell string: {arch_str!r}")
     return dict(zip(EDGE_NAMES, ops, strict=True))
+
+
+def genome_string(genome: np.ndarray) -> str:
+    """``cell_string`` of an index genome (op index per edge, ``EDGE_NAMES`` order)."""
+    ops = zip(EDGE_NAMES, (OPERATIONS[int(i)] for i in genome), strict=True)
+    return cell_string(dict(ops))
 
 
 def cell_string(ops: Mapping[str, Value | None]) -> str:
