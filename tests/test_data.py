@@ -411,5 +411,5 @@ def test_a_configs_val_fraction_sizes_the_validation_split():
     total = sum(sizes[None])
     assert sizes[None][1] == round(0.15 * total) and sizes[0.4][1] == round(0.4 * total)
     assert sizes[0.4][2] == sizes[None][2]  # the test share stays the data set's own
-    with pytest.raises(HwnasError, match=r"below 1.*data\.val_fraction"):
+    with pytest.raises(HwnasError, match=r"^data\.val_fraction: .*below 1, got 0\.9 \+ 0\.15"):
         prepare(RunConfig.model_validate({"data": {"name": "digits", "val_fraction": 0.9}}))

@@ -20,7 +20,7 @@ import torch
 
 from hwnas import __version__
 from hwnas.config import RunConfig, validated
-from hwnas.errors import HwnasError
+from hwnas.errors import HwnasError, KeyedError
 from hwnas.evaluate.base import Evaluator
 from hwnas.evaluate.context import EvaluationContext, EvaluationPlan
 from hwnas.evaluate.latency import ProfiledLatency
@@ -92,7 +92,10 @@ def prepare(config: RunConfig) -> tuple[Task, Family]:
     """``config``'s task (its data loaded) and its untrained super-network (nothing written)."""
     torch.manual_seed(config.seed)
     data = config.data
-    task = load_task(data.name, data.path, config.seed, **data.options())
+    try:
+        task = load_task(data.name, data.path, config.seed, **data.options())
+    except KeyedError as exc:  # a loader option's problem, said where the config sets it
+        raise exc.under("data") from None
     model = build_family(config.supernet.name, config.supernet.overrides, task.spec)
     return task, model
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hwnas.errors import HwnasError
+from hwnas.errors import HwnasError, KeyedError
 
 
 def check_fraction(name: str, value: float, allow_zero: bool) -> None:
@@ -33,9 +33,10 @@ def stratified_split(
     check_fraction("val_fraction", val_fraction, allow_zero=False)
     check_fraction("test_fraction", test_fraction, allow_zero=True)
     if val_fraction + test_fraction >= 1:
-        raise HwnasError(
-            f"val_fraction + test_fraction must be below 1, got {val_fraction} + {test_fraction}"
-            " (data.val_fraction in a config; the test share is the data set's own)"
+        raise KeyedError(
+            "val_fraction",
+            f"with the test share it must stay below 1, got {val_fraction} + {test_fraction}"
+            " (the test share is the data set's own)",
         )
     labels = np.asarray(labels)
     n = len(labels)
