@@ -386,6 +386,10 @@ def test_proxy_caches_that_do_not_cover_the_space_are_refused_before_a_search(tm
         proxy_features(mixed)
     with pytest.raises(HwnasError, match="no scores.jsonl"):
         proxy_features([tmp_path / "nowhere"])
+    damaged = _cache(tmp_path / "damaged", cells)
+    (damaged / "settings.json").write_text('["nwot"]')
+    with pytest.raises(HwnasError, match="settings.json: not the settings"):
+        proxy_features([damaged])
 
 
 def test_bench_nb201_searches_with_the_proxies_as_features(tmp_path, nb201_path):

@@ -231,12 +231,16 @@ def proxy_features(caches: Sequence[Path]) -> tuple[str, Callable[[np.ndarray], 
             raise HwnasError(f"proxy cache {folder}: no {SCORES} and settings.json in it; "
                              "make one with bench/proxy_cache.py")  # fmt: skip
         these = read_json_limited(recorded, "proxy settings", MiB)
+        names = these.get("proxies") if isinstance(these, dict) else None
+        if not names or not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise HwnasError(
+                f"{recorded}: not the settings bench/proxy_cache.py writes (no list of proxy names)"
+            )
         if settings is not None and these != settings:
             raise HwnasError(f"proxy cache {folder}: scored with other settings ({these}) "
                              f"than {caches[0]} ({settings})")  # fmt: skip
         settings = these
         scores.update(_read_done(folder, these))
-    names = list(settings["proxies"])
     genomes = np.unique(effective_edges(every_genome()), axis=0)
     keys = [genome_string(g) for g in genomes]
     missing = [k for k in keys if k not in scores]
