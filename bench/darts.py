@@ -117,6 +117,7 @@ def main() -> None:
     parser.add_argument("--cells", type=int)
     parser.add_argument("--val-fraction", type=float,
                         help="digits' validation share (0.15), which selection reads")  # fmt: skip
+    parser.add_argument("--image-size", type=int, help="digits' side in pixels (32)")
     parser.add_argument("--arch-learning-rate", type=float,
                         help="3e-4 (DARTS's) moves little in digits' few steps")  # fmt: skip
     parser.add_argument("--part", default="1/1", help="K/N: every N-th search from the K-th")
@@ -140,8 +141,9 @@ def main() -> None:
     for key, value in (("epochs", args.epochs), ("arch_learning_rate", args.arch_learning_rate)):
         if value:
             config = with_overrides(config, {f"oneshot.{key}": value})
-    if args.val_fraction:
-        config = with_overrides(config, {"data.val_fraction": args.val_fraction})
+    for key, value in (("val_fraction", args.val_fraction), ("image_size", args.image_size)):
+        if value:
+            config = with_overrides(config, {f"data.{key}": value})
     table = load_nb201(args.table, "cifar10", "pixel3")
     part, parts = (int(x) for x in args.part.split("/"))
     pairs = [(m, int(s)) for s in args.seeds.split(",") for m in args.methods.split(",")]
