@@ -16,7 +16,6 @@ continues where it stopped; ``OUT/summary.json`` is written at the end.
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -35,6 +34,8 @@ from hwnas.families.nb201.cell import (
     OPERATIONS,
     cell_string,
     effective_edges,
+    effective_genomes,
+    genome_codes,
     genome_string,
 )
 from hwnas.files import MiB, make_out, read_json_limited, run_lock, write_atomic
@@ -204,15 +205,9 @@ def _summarise(cells: Sequence[PublishedCell], done: dict[str, dict[str, Any]],
             "batch_size": batch_size, "seed": seed, "proxies": per_proxy}  # fmt: skip
 
 
-def every_genome() -> np.ndarray:
-    """The index genome of each of the 15,625 cells."""
-    return np.array(list(itertools.product(range(len(OPERATIONS)), repeat=len(EDGES))))
-
-
 def effective_cells() -> list[str]:
-    """The cell string of each distinct effective cell (9,445 of the 15,625): the networks a
-    proxy cache needs, since cells that differ only on dead edges compute the same one."""
-    return [genome_string(g) for g in np.unique(effective_edges(every_genome()), axis=0)]
+    """The cell string of each effective cell: what a proxy cache scores."""
+    return [genome_string(g) for g in effective_genomes()]
 
 
 def proxy_features(caches: Sequence[Path]) -> tuple[str, Callable[[np.ndarray], np.ndarray]]:
@@ -241,7 +236,7 @@ def proxy_features(caches: Sequence[Path]) -> tuple[str, Callable[[np.ndarray], 
                              f"than {caches[0]} ({settings})")  # fmt: skip
         settings = these
         scores.update(_read_done(folder, these))
-    genomes = np.unique(effective_edges(every_genome()), axis=0)
+    genomes = effective_genomes()
     keys = [genome_string(g) for g in genomes]
     missing = [k for k in keys if k not in scores]
     if missing:
@@ -253,14 +248,14 @@ def proxy_features(caches: Sequence[Path]) -> tuple[str, Callable[[np.ndarray], 
     except (KeyError, TypeError, ValueError):
         raise HwnasError(f"proxy cache {caches[0]}: a line lacks one of the proxies "
                          f"{', '.join(names)}") from None  # fmt: skip
-    table = np.zeros_like(raw)
+    ranks = np.zeros_like(raw)
     for j in range(raw.shape[1]):
         finite = np.isfinite(raw[:, j])
-        table[finite, j] = rankdata(raw[finite, j]) / max(int(finite.sum()), 1)
-    row_of = {tuple(g): i for i, g in enumerate(genomes)}
+        ranks[finite, j] = rankdata(raw[finite, j]) / max(int(finite.sum()), 1)
+    by_code = np.zeros((len(OPERATIONS) ** len(EDGES), raw.shape[1]))
+    by_code[genome_codes(genomes)] = ranks
 
     def lookup(genome: np.ndarray) -> np.ndarray:
-        rows = [row_of[tuple(g)] for g in effective_edges(genome)]
-        return table[rows]
+        return by_code[genome_codes(effective_edges(genome))]
 
     return "proxies:" + ",".join(names), lookup
