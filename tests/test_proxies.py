@@ -342,11 +342,14 @@ def _convolutions(cell: str) -> float:
     return -math.inf if set(ops) == {"none"} else sum(op.startswith("nor_conv") for op in ops)
 
 
+CACHE_SETTINGS = {"proxies": ["nwot"], "dataset": "cifar10", "images": "digits",
+            "images_path": None, "batch_size": 32, "seed": 0}  # fmt: skip
+
+
 def _cache(folder, cells, settings=None):
     """A proxy cache as ``score_cells`` writes it."""
     folder.mkdir(parents=True)
-    settings = settings or {"proxies": ["nwot"], "dataset": "cifar10", "images": "digits",
-                            "images_path": None, "batch_size": 32, "seed": 0}  # fmt: skip
+    settings = settings or CACHE_SETTINGS
     (folder / "settings.json").write_text(json.dumps(settings))
     lines = [json.dumps({"cell": c, "scores": {"nwot": _convolutions(c)},
                          "seconds": {"nwot": 0.1}}) for c in cells]  # fmt: skip
@@ -359,7 +362,7 @@ def test_proxy_features_rank_each_cell_by_its_effective_cells_score(tmp_path):
     assert len(cells) == 9445 and len(set(cells)) == len(cells)
     parts = [_cache(tmp_path / "part1", cells[::2]), _cache(tmp_path / "part2", cells[1::2])]
     label, lookup = proxy_features(parts)
-    assert label == "proxies:nwot"
+    assert label == "proxies:nwot(digits, batch 32, seed 0)"
     genomes = np.array([[3, 3, 3, 3, 3, 3],  # six convolutions, as 63 other cells have
                         [2, 3, 2, 3, 2, 3],
                         [3, 0, 0, 3, 0, 0],  # one: edge 0->1 leads nowhere, so it is dead
@@ -379,8 +382,7 @@ def test_proxy_caches_that_do_not_cover_the_space_are_refused_before_a_search(tm
     cells = effective_cells()
     with pytest.raises(HwnasError, match=r"1 of 9445 effective cells have no score"):
         proxy_features([_cache(tmp_path / "short", cells[1:])])
-    other = {"proxies": ["nwot"], "dataset": "cifar10", "images": "digits",
-             "images_path": None, "batch_size": 64, "seed": 0}  # fmt: skip
+    other = {**CACHE_SETTINGS, "batch_size": 64}
     mixed = [_cache(tmp_path / "a", cells[::2]), _cache(tmp_path / "b", cells[1::2], other)]
     with pytest.raises(HwnasError, match="scored with other settings"):
         proxy_features(mixed)
@@ -397,7 +399,10 @@ def test_bench_nb201_searches_with_the_proxies_as_features(tmp_path, nb201_path)
     bench = load_nb201(nb201_path, features=proxy_features([cache]))
     archs = bench.space.enumerate()[:50]
     assert bench.space.features(archs).shape[1] == cell_space().features(archs).shape[1] + 1
-    assert bench.name == "nb201-cifar10-pixel3+proxies:nwot"  # a plain run is not resumed
+    # a plain run, or one with another cache's scores, is not resumed
+    assert bench.name == "nb201-cifar10-pixel3+proxies:nwot(digits, batch 32, seed 0)"
+    reseeded = _cache(tmp_path / "reseeded", effective_cells(), {**CACHE_SETTINGS, "seed": 1})
+    assert load_nb201(nb201_path, features=proxy_features([reseeded])).name != bench.name
     out = tmp_path / "out"
     args = ("bench", "nb201", "--data", nb201_path, "--searchers", "linas", "--seeds", "1",
             "--budget", "12", "--out", out)  # fmt: skip

@@ -215,7 +215,8 @@ def proxy_features(caches: Sequence[Path]) -> tuple[str, Callable[[np.ndarray], 
     ``bench/proxy_cache.py`` run): a label naming the proxies, and the map from index
     genomes to each proxy's rank quantile among the cached cells, looked up by the
     genome's effective cell (dead edges cannot change what a proxy of the network the
-    cell computes measures). Undefined scores (the cell with no path to the output) rank
+    cell computes measures). The label also names the images, minibatch and seed the cache
+    was scored with. Undefined scores (the cell with no path to the output) rank
     lowest. Every effective cell must be cached: refused here, before any search."""
     if not caches:
         raise HwnasError("no proxy cache given")
@@ -258,4 +259,15 @@ def proxy_features(caches: Sequence[Path]) -> tuple[str, Callable[[np.ndarray], 
     def lookup(genome: np.ndarray) -> np.ndarray:
         return by_code[genome_codes(effective_edges(genome))]
 
-    return "proxies:" + ",".join(names), lookup
+    return _cache_label(names, settings), lookup
+
+
+def _cache_label(names: Sequence[str], settings: Mapping[str, Any]) -> str:
+    """What the cache's scores depend on, so that a run stored with other images, minibatch
+    or seed is not resumed: ``proxies:nwot(digits, batch 32, seed 0)``."""
+    made_with = ", ".join(
+        f"{label}{settings[key]}"
+        for key, label in (("images", ""), ("batch_size", "batch "), ("seed", "seed "))
+        if settings.get(key) is not None
+    )
+    return "proxies:" + ",".join(names) + (f"({made_with})" if made_with else "")
