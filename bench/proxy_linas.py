@@ -1,17 +1,22 @@
 """LINAS with zero-cost proxies as predictor features on NAS-Bench-201 (issue 15, point 5),
-beside the same search with a perfect feature for each objective: how much of the
-hypervolume any accuracy proxy could add at most, and how much the latency noise costs.
+beside the same search with perfect or borrowed features for each objective: how much of
+the hypervolume any accuracy proxy could add at most, how much the latency noise costs, and
+whether the searcher itself or the information it gets is what limits it.
 
     python bench/proxy_linas.py --table ../shared/benchmarks/nb201/nb201_acc_latency.csv.gz \\
         --cache runs/bench15-cache/part1 --cache runs/bench15-cache/part2 \\
         --out runs/bench15-linas [--seeds 10] [--budget 400] [--variants plain,proxies,...]
 
-Variants (each ``hwnas bench nb201 --searchers linas`` on cifar10 x pixel3, its own folder):
-- ``plain``: the space's own features, as in section 1;
-- ``proxies``: plus the cached proxies' rank quantiles (``--proxy-cache``);
-- ``true-accuracy``: plus the table's own accuracy of every cell, the best any accuracy
-  proxy can be (the objective itself, no noise): an upper bound, not a search;
-- ``true-latency``: plus the table's own latency of every cell, the bound on the other side.
+Each variant is ``hwnas bench nb201 --searchers linas`` on cifar10 x pixel3 in its own
+folder, with the space's own features plus the parts its name joins with ``+``:
+- ``plain``: nothing more, as in section 1;
+- ``proxies``: the cached proxies' rank quantiles (``--proxy-cache``);
+- ``true-accuracy`` / ``true-latency``: the table's own cifar10 accuracy / Pixel 3 latency
+  of every cell, the objective itself without noise: bounds, not searches;
+- ``DEVICE-latency`` (``raspi4-latency``, any device column of the table): another device's
+  measured latency, a lookup table a user could have of a related device.
+``true-accuracy+true-latency`` gives the searcher both objectives exactly: what it reaches
+when nothing is left to learn.
 
 Prints one JSON line per variant: the hypervolume ratio at 50, 100, 200 and the budget
 (mean, sd and per seed), evaluations to 95% and 99%, and the search's own seconds.
@@ -22,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Callable
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -29,22 +35,45 @@ import numpy as np
 from hwnas.benchmarks.compare import run_comparison
 from hwnas.benchmarks.nb201 import load_nb201
 from hwnas.benchmarks.proxies import proxy_features
+from hwnas.families.nb201.cell import EDGES, OPERATIONS, genome_codes
 from hwnas.pareto import Objective
 
 OBJECTIVES = [Objective("accuracy", "max"), Objective("latency", "min")]
 
 
-def true_feature(table: Path, metric: str) -> tuple[str, Callable[[np.ndarray], np.ndarray]]:
-    """The table's own ``metric`` of each genome, as one more feature column."""
-    bench = load_nb201(table)
+Features = tuple[str, Callable[[np.ndarray], np.ndarray]]
+
+
+@cache
+def table_column(table: Path, device: str, metric: str) -> np.ndarray:
+    """The table's ``metric`` of each genome on ``device``, indexed by the genome's base-5
+    code: loaded once per device, looked up by array indexing on the search's feature path."""
+    bench = load_nb201(table, "cifar10", device)
     keys, values = bench.entries()
     by_key = dict(zip(keys, values[:, bench.metrics.index(metric)], strict=True))
+    archs = bench.space.enumerate()
+    column = np.full(len(OPERATIONS) ** len(EDGES), np.nan)
+    column[genome_codes(bench.space.to_indices(archs))] = [by_key.get(a.key, np.nan) for a in archs]
+    return column
 
-    def lookup(genome: np.ndarray) -> np.ndarray:
-        archs = bench.space.from_indices(genome)
-        return np.array([[by_key.get(a.key, np.nan)] for a in archs])
 
-    return f"true-{metric}", lookup
+def variant_features(variant: str, table: Path, caches: list[Path]) -> Features | None:
+    """The extra features ``variant`` names (``None`` for ``plain``), one part per ``+``."""
+    if variant == "plain":
+        return None
+    parts: list[Features] = []
+    for part in variant.split("+"):
+        if part == "proxies":
+            parts.append(proxy_features(caches))
+            continue
+        device, _, metric = part.rpartition("-")
+        device = "pixel3" if device == "true" else device
+        if metric not in ("accuracy", "latency") or not device:
+            raise SystemExit(f"--variants: {part!r} is not proxies, true-METRIC or DEVICE-latency")
+        column = table_column(table, device, metric)
+        parts.append((part, lambda genome, column=column: column[genome_codes(genome)][:, None]))
+    lookups = [lookup for _, lookup in parts]
+    return "+".join(label for label, _ in parts), lambda g: np.hstack([f(g) for f in lookups])
 
 
 def main() -> None:
@@ -56,14 +85,10 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=400)
     parser.add_argument("--variants", default="plain,proxies,true-accuracy,true-latency")
     args = parser.parse_args()
-    makers = {
-        "plain": lambda: None,
-        "proxies": lambda: proxy_features(args.cache),
-        "true-accuracy": lambda: true_feature(args.table, "accuracy"),
-        "true-latency": lambda: true_feature(args.table, "latency"),
-    }
-    for variant in args.variants.split(","):
-        bench = load_nb201(args.table, "cifar10", "pixel3", makers[variant]())
+    variants = args.variants.split(",")
+    features = {v: variant_features(v, args.table, args.cache) for v in variants}  # checked first
+    for variant in variants:
+        bench = load_nb201(args.table, "cifar10", "pixel3", features[variant])
         summary = run_comparison(bench, OBJECTIVES, ["linas"], range(args.seeds), args.budget,
                                  args.out / variant)["searchers"]["linas"]  # fmt: skip
         print(json.dumps({"variant": variant, **summary}), flush=True)
