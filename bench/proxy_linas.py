@@ -39,22 +39,26 @@ from hwnas.families.nb201.cell import EDGES, OPERATIONS, genome_codes
 from hwnas.pareto import Objective
 
 OBJECTIVES = [Objective("accuracy", "max"), Objective("latency", "min")]
-
-
+DATASET, TARGET = "cifar10", "pixel3"
 Features = tuple[str, Callable[[np.ndarray], np.ndarray]]
 
 
 @cache
-def table_column(table: Path, device: str, metric: str) -> np.ndarray:
-    """The table's ``metric`` of each genome on ``device``, indexed by the genome's base-5
-    code: loaded once per device, looked up by array indexing on the search's feature path."""
-    bench = load_nb201(table, "cifar10", device)
+def device_columns(table: Path, device: str) -> dict[str, np.ndarray]:
+    """Each of the table's metrics on ``device`` for every genome, indexed by the genome's
+    base-5 code: read once per device, looked up by array indexing on the search's feature
+    path."""
+    bench = load_nb201(table, DATASET, device)
     keys, values = bench.entries()
-    by_key = dict(zip(keys, values[:, bench.metrics.index(metric)], strict=True))
+    row_of = {key: i for i, key in enumerate(keys)}
     archs = bench.space.enumerate()
-    column = np.full(len(OPERATIONS) ** len(EDGES), np.nan)
-    column[genome_codes(bench.space.to_indices(archs))] = [by_key.get(a.key, np.nan) for a in archs]
-    return column
+    codes = genome_codes(bench.space.to_indices(archs))
+    columns = {}
+    for j, metric in enumerate(bench.metrics):
+        column = np.full(len(OPERATIONS) ** len(EDGES), np.nan)
+        column[codes] = [values[row_of[a.key], j] if a.key in row_of else np.nan for a in archs]
+        columns[metric] = column
+    return columns
 
 
 def variant_features(variant: str, table: Path, caches: list[Path]) -> Features | None:
@@ -67,10 +71,12 @@ def variant_features(variant: str, table: Path, caches: list[Path]) -> Features 
             parts.append(proxy_features(caches))
             continue
         device, _, metric = part.rpartition("-")
-        device = "pixel3" if device == "true" else device
-        if metric not in ("accuracy", "latency") or not device:
-            raise SystemExit(f"--variants: {part!r} is not proxies, true-METRIC or DEVICE-latency")
-        column = table_column(table, device, metric)
+        if part in ("true-accuracy", "true-latency"):
+            device = TARGET
+        elif metric != "latency" or not device or device == "true":
+            raise SystemExit(f"--variants: {part!r}: a part is proxies, true-accuracy, "
+                             "true-latency or DEVICE-latency (plain stands alone)")  # fmt: skip
+        column = device_columns(table, device)[metric]
         parts.append((part, lambda genome, column=column: column[genome_codes(genome)][:, None]))
     lookups = [lookup for _, lookup in parts]
     return "+".join(label for label, _ in parts), lambda g: np.hstack([f(g) for f in lookups])
@@ -88,7 +94,7 @@ def main() -> None:
     variants = args.variants.split(",")
     features = {v: variant_features(v, args.table, args.cache) for v in variants}  # checked first
     for variant in variants:
-        bench = load_nb201(args.table, "cifar10", "pixel3", features[variant])
+        bench = load_nb201(args.table, DATASET, TARGET, features[variant])
         summary = run_comparison(bench, OBJECTIVES, ["linas"], range(args.seeds), args.budget,
                                  args.out / variant)["searchers"]["linas"]  # fmt: skip
         print(json.dumps({"variant": variant, **summary}), flush=True)

@@ -343,7 +343,7 @@ def _convolutions(cell: str) -> float:
 
 
 CACHE_SETTINGS = {"proxies": ["nwot"], "dataset": "cifar10", "images": "digits",
-            "images_path": None, "batch_size": 32, "seed": 0}  # fmt: skip
+                  "images_path": None, "batch_size": 32, "seed": 0}  # fmt: skip
 
 
 def _cache(folder, cells, settings=None):
@@ -362,7 +362,7 @@ def test_proxy_features_rank_each_cell_by_its_effective_cells_score(tmp_path):
     assert len(cells) == 9445 and len(set(cells)) == len(cells)
     parts = [_cache(tmp_path / "part1", cells[::2]), _cache(tmp_path / "part2", cells[1::2])]
     label, lookup = proxy_features(parts)
-    assert label == "proxies:nwot(digits, batch 32, seed 0)"
+    assert label == "proxies:nwot(cifar10, digits, batch 32, seed 0)"
     genomes = np.array([[3, 3, 3, 3, 3, 3],  # six convolutions, as 63 other cells have
                         [2, 3, 2, 3, 2, 3],
                         [3, 0, 0, 3, 0, 0],  # one: edge 0->1 leads nowhere, so it is dead
@@ -392,6 +392,9 @@ def test_proxy_caches_that_do_not_cover_the_space_are_refused_before_a_search(tm
     (damaged / "settings.json").write_text('["nwot"]')
     with pytest.raises(HwnasError, match="settings.json: not the settings"):
         proxy_features([damaged])
+    (damaged / "settings.json").write_text(json.dumps({"proxies": ["nwot"], "seed": 0}))
+    with pytest.raises(HwnasError, match="no batch_size, dataset, images, images_path"):
+        proxy_features([damaged])
 
 
 def test_bench_nb201_searches_with_the_proxies_as_features(tmp_path, nb201_path):
@@ -400,7 +403,7 @@ def test_bench_nb201_searches_with_the_proxies_as_features(tmp_path, nb201_path)
     archs = bench.space.enumerate()[:50]
     assert bench.space.features(archs).shape[1] == cell_space().features(archs).shape[1] + 1
     # a plain run, or one with another cache's scores, is not resumed
-    assert bench.name == "nb201-cifar10-pixel3+proxies:nwot(digits, batch 32, seed 0)"
+    assert bench.name == "nb201-cifar10-pixel3+proxies:nwot(cifar10, digits, batch 32, seed 0)"
     reseeded = _cache(tmp_path / "reseeded", effective_cells(), {**CACHE_SETTINGS, "seed": 1})
     assert load_nb201(nb201_path, features=proxy_features([reseeded])).name != bench.name
     out = tmp_path / "out"

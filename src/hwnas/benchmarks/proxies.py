@@ -47,6 +47,8 @@ from hwnas.tasks.base import InputSpec, TaskSpec
 TRAINED_ON = {"cifar10": (32, 10), "cifar100": (32, 100), "ImageNet16-120": (16, 120)}
 """Per NAS-Bench-201 data set, the side of its images and its classes."""
 SCORES = "scores.jsonl"
+SCORED_WITH = {"dataset", "images", "images_path", "batch_size", "seed"}
+"""The settings a proxy cache's scores depend on, besides the proxies."""
 
 
 def _spearman(ours: Sequence[float], theirs: Sequence[float]) -> float | None:
@@ -215,8 +217,8 @@ def proxy_features(caches: Sequence[Path]) -> tuple[str, Callable[[np.ndarray], 
     ``bench/proxy_cache.py`` run): a label naming the proxies, and the map from index
     genomes to each proxy's rank quantile among the cached cells, looked up by the
     genome's effective cell (dead edges cannot change what a proxy of the network the
-    cell computes measures). The label also names the images, minibatch and seed the cache
-    was scored with. Undefined scores (the cell with no path to the output) rank
+    cell computes measures). The label also names the data set, images, minibatch and seed
+    the cache was scored with. Undefined scores (the cell with no path to the output) rank
     lowest. Every effective cell must be cached: refused here, before any search."""
     if not caches:
         raise HwnasError("no proxy cache given")
@@ -232,6 +234,9 @@ def proxy_features(caches: Sequence[Path]) -> tuple[str, Callable[[np.ndarray], 
             raise HwnasError(
                 f"{recorded}: not the settings bench/proxy_cache.py writes (no list of proxy names)"
             )
+        if not SCORED_WITH <= these.keys():
+            raise HwnasError(f"{recorded}: not the settings bench/proxy_cache.py writes "
+                             f"(no {', '.join(sorted(SCORED_WITH - these.keys()))})")  # fmt: skip
         if settings is not None and these != settings:
             raise HwnasError(f"proxy cache {folder}: scored with other settings ({these}) "
                              f"than {caches[0]} ({settings})")  # fmt: skip
@@ -263,11 +268,9 @@ def proxy_features(caches: Sequence[Path]) -> tuple[str, Callable[[np.ndarray], 
 
 
 def _cache_label(names: Sequence[str], settings: Mapping[str, Any]) -> str:
-    """What the cache's scores depend on, so that a run stored with other images, minibatch
-    or seed is not resumed: ``proxies:nwot(digits, batch 32, seed 0)``."""
-    made_with = ", ".join(
-        f"{label}{settings[key]}"
-        for key, label in (("images", ""), ("batch_size", "batch "), ("seed", "seed "))
-        if settings.get(key) is not None
-    )
-    return "proxies:" + ",".join(names) + (f"({made_with})" if made_with else "")
+    """What the cache's scores depend on, so that a run stored with another cache's scores is
+    not resumed: ``proxies:nwot(cifar10, digits, batch 32, seed 0)``. The data set sets the
+    data-free proxies' network; an image folder given by path is named by it."""
+    images = settings["images_path"] or settings["images"]
+    return (f"proxies:{','.join(names)}({settings['dataset']}, {images}, "
+            f"batch {settings['batch_size']}, seed {settings['seed']})")  # fmt: skip
