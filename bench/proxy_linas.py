@@ -35,7 +35,7 @@ import numpy as np
 from hwnas.benchmarks.compare import run_comparison
 from hwnas.benchmarks.nb201 import load_nb201
 from hwnas.benchmarks.proxies import proxy_features
-from hwnas.families.nb201.cell import EDGES, OPERATIONS, genome_codes
+from hwnas.families.nb201.cell import CELLS, genome_codes
 from hwnas.pareto import Objective
 
 OBJECTIVES = [Objective("accuracy", "max"), Objective("latency", "min")]
@@ -55,7 +55,7 @@ def device_columns(table: Path, device: str) -> dict[str, np.ndarray]:
     codes = genome_codes(bench.space.to_indices(archs))
     columns = {}
     for j, metric in enumerate(bench.metrics):
-        column = np.full(len(OPERATIONS) ** len(EDGES), np.nan)
+        column = np.full(CELLS, np.nan)
         column[codes] = [values[row_of[a.key], j] if a.key in row_of else np.nan for a in archs]
         columns[metric] = column
     return columns
@@ -73,7 +73,7 @@ def variant_features(variant: str, table: Path, caches: list[Path]) -> Features 
         device, _, metric = part.rpartition("-")
         if part in ("true-accuracy", "true-latency"):
             device = TARGET
-        elif metric != "latency" or not device or device == "true":
+        elif metric != "latency" or not device:
             raise SystemExit(f"--variants: {part!r}: a part is proxies, true-accuracy, "
                              "true-latency or DEVICE-latency (plain stands alone)")  # fmt: skip
         column = device_columns(table, device)[metric]

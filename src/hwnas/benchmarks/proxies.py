@@ -30,8 +30,7 @@ from hwnas.benchmarks.zero_cost import PublishedCell, load_published
 from hwnas.errors import HwnasError
 from hwnas.families import build_family
 from hwnas.families.nb201.cell import (
-    EDGES,
-    OPERATIONS,
+    CELLS,
     cell_string,
     effective_edges,
     effective_genomes,
@@ -258,7 +257,7 @@ def proxy_features(caches: Sequence[Path]) -> tuple[str, Callable[[np.ndarray], 
     for j in range(raw.shape[1]):
         finite = np.isfinite(raw[:, j])
         ranks[finite, j] = rankdata(raw[finite, j]) / max(int(finite.sum()), 1)
-    by_code = np.zeros((len(OPERATIONS) ** len(EDGES), raw.shape[1]))
+    by_code = np.zeros((CELLS, raw.shape[1]))
     by_code[genome_codes(genomes)] = ranks
 
     def lookup(genome: np.ndarray) -> np.ndarray:

@@ -20,6 +20,8 @@ OPERATIONS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_
 EDGES = ((0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3))
 EDGE_NAMES = tuple(f"edge_{i}_{j}" for i, j in EDGES)
 NODES = 4
+CELLS = len(OPERATIONS) ** len(EDGES)
+"""How many cells the space has (15,625): the length of an array indexed by genome code."""
 SHORT = {"none": "-", "skip_connect": "s", "nor_conv_1x1": "1", "nor_conv_3x3": "3",
          "avg_pool_3x3": "p"}  # fmt: skip
 _PATHS = ((3,), (0, 4), (1, 5), (0, 2, 5))  # input->output paths, as edge indices
@@ -103,7 +105,8 @@ def effective_edges(genome: np.ndarray) -> np.ndarray:
 
 
 def genome_codes(genome: np.ndarray) -> np.ndarray:
-    """Each index genome as one integer in [0, 15625): its digits in base 5, edge 0 first."""
+    """Each index genome as one integer in [0, CELLS): its digits in base 5, edge 0 first,
+    so that anything known per cell can be an array indexed by code."""
     weights = len(OPERATIONS) ** np.arange(len(EDGES) - 1, -1, -1)
     return np.asarray(genome, dtype=np.int64) @ weights
 
